@@ -1,0 +1,3 @@
+from damo.cli import main
+
+raise SystemExit(main())

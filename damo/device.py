@@ -1,0 +1,54 @@
+"""The one module that chooses devices, dtypes and the distributed backend.
+
+Nothing else in damo names a device: it asks here. CUDA when present, else the CPU (DeepSpeed's
+CPU accelerator with gloo), so the same code runs on a laptop, this 2-core CI box and a GPU node.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import torch
+
+Precision = Literal["auto", "bf16", "fp32"]
+
+
+def has_cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def choose_device() -> torch.device:
+    """This process's device: its local GPU when CUDA is present, else the CPU."""
+    if has_cuda():
+        return torch.device("cuda", local_rank() % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def choose_dtype(precision: Precision) -> torch.dtype:
+    """``auto`` → bf16 on a GPU that supports it, fp32 elsewhere (CPU bf16 is slow, not wrong)."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp32":
+        return torch.float32
+    if has_cuda() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def inference_dtype() -> torch.dtype:
+    """For frozen encoders (CLIP scoring): half precision on GPU, fp32 on CPU."""
+    return torch.float16 if has_cuda() else torch.float32
+
+
+def dist_backend() -> str:
+    return "nccl" if has_cuda() else "gloo"
+
+
+def accelerator_name() -> str:
+    """DeepSpeed's accelerator name; exported as DS_ACCELERATOR before deepspeed is imported."""
+    return "cuda" if has_cuda() else "cpu"
