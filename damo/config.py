@@ -35,40 +35,75 @@ class TinyWorldConfig(Section):
     num_pairs: int = Field(3000, ge=16)
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     image_size: int = Field(48, ge=16)
+    max_shapes: int = Field(2, ge=1, le=3)  # shapes per image: 1..max_shapes
+    # Share of rejected answers with a wrong colour/shape ("hard"); the rest add an absent object.
+    hard_fraction: float = Field(0.5, ge=0.0, le=1.0)
     # SFT captions mention an absent object this often: the hallucination prior DPO must remove.
     caption_noise: float = Field(0.4, ge=0.0, le=1.0)
+    # The policy: a CLIP-style vision tower (image_size / patch_size)² patches + a small Llama.
+    patch_size: int = Field(12, ge=2)
+    vision_width: int = Field(48, ge=8)
+    vision_layers: int = Field(2, ge=1)
+    # Which vision hidden state feeds the projector (LLaVA uses -2; -1 uses every tiny layer).
+    vision_feature_layer: int = Field(-1, lt=0)
+    text_width: int = Field(96, ge=8)
+    text_layers: int = Field(3, ge=1)
+    attention_heads: int = Field(4, ge=1)
     sft_steps: int = Field(300, ge=0)
     sft_batch_size: int = Field(16, ge=1)
     sft_learning_rate: float = Field(3e-3, gt=0)
+    # Both pre-trainings: linear warm-up over this share of the steps, then cosine decay to zero.
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    # The CLIP: open_clip ViT + text transformer, trained with one hallucinated negative per image.
+    clip_patch_size: int = Field(8, ge=2)
+    clip_width: int = Field(64, ge=8)
+    clip_layers: int = Field(2, ge=1)
+    clip_embed_dim: int = Field(32, ge=4)
+    clip_context_length: int = Field(16, ge=8)
     clip_steps: int = Field(300, ge=0)
     clip_batch_size: int = Field(64, ge=2)
     clip_learning_rate: float = Field(2e-3, gt=0)
+    # Held-out benchmark images (not in the pairs); quality is measured on them.
     eval_images: int = Field(128, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    max_new_tokens: int = Field(16, ge=4)
 
 
 # --------------------------------------------------------------------------- ingest
 class IngestConfig(Section):
     """Raw preference data → the preference dataset (DESIGN.md contract)."""
 
+    # Reader by name (damo.ingest.readers.READERS); "auto" picks one from the files found.
     format: Literal["auto", "rlaif_v", "dama_json", "hf_datasets"] = "auto"
+    # dama_json only: the image folder (local or s3://); relative → beside the JSON; None → the JSON's folder.
     image_folder: str | None = None
+    # Share of pairs put in "validation", chosen by a seeded hash of the pair id (stable under reordering).
     validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     split_seed: int = 0
     shard_rows: int = Field(2048, ge=1)
+    read_batch_rows: int = Field(256, ge=1)  # rows read and validated at once: bounds memory
+    workers: int = Field(2, ge=1)  # threads decoding images for validation
     max_image_pixels: int = Field(89_478_485, ge=1)  # PIL's own decompression-bomb limit
     dedupe: bool = True
+    id_length: int = Field(16, ge=8, le=64)  # hex digits of the sha256 pair id kept
 
 
 # --------------------------------------------------------------------------- score
 class ScoreConfig(Section):
     """CLIP hardness (DAMA.md §1)."""
 
+    # An open_clip model name, or a folder (local or s3://) in open_clip's hf-hub layout
+    # (open_clip_config.json + open_clip_model.safetensors; then clip_pretrained must be null).
     clip_model: str = "ViT-L-14-336"
     clip_pretrained: str | None = "openai"  # an open_clip tag, a local file or s3:// URI
+    # softmax: one softmax over the pair's chosen ∪ rejected sub-sentences (DAMA.md §1); cosine: raw cos.
     score: Literal["softmax", "cosine"] = "softmax"
-    splitter: Literal["rule"] = "rule"
-    batch_size: int = Field(32, ge=1)
-    num_workers: int = Field(2, ge=0)
+    splitter: Literal["rule"] = "rule"  # damo.hardness.splitter.SPLITTERS
+    batch_size: int = Field(32, ge=1)  # pairs per forward pass (their sub-sentences go in one text batch)
+    # Sub-sentences per text-tower forward: sorted by length, each chunk cut to its longest text.
+    text_batch_size: int = Field(256, ge=1)
+    num_workers: int = Field(2, ge=0)  # DataLoader processes decoding images and splitting texts
+    histogram_bins: int = Field(50, ge=2)
 
 
 # --------------------------------------------------------------------------- reference
@@ -77,6 +112,8 @@ class ReferenceConfig(Section):
 
     batch_size: int = Field(8, ge=1)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    # Response positions that get full-vocabulary logits at once (bounds logits memory).
+    logps_chunk_tokens: int = Field(1024, ge=1)
 
 
 # --------------------------------------------------------------------------- train
@@ -125,33 +162,110 @@ class TrainConfig(Section):
     reference: Literal["precomputed", "on_the_fly"] = "precomputed"
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(200, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)  # older complete checkpoints are deleted
     max_grad_norm: float = Field(1.0, gt=0)
+    # Response positions that get full-vocabulary logits at once (bounds logits memory).
+    logps_chunk_tokens: int = Field(1024, ge=1)
 
 
 # --------------------------------------------------------------------------- evaluate
 class JudgeConfig(Section):
-    """An OpenAI-compatible judge; the key comes from the environment variable named here."""
+    """An OpenAI-compatible judge; the key comes from the environment variable named here.
+
+    Unset ``base_url``/``model`` (or an unset key variable) → judged benchmarks are recorded as
+    skipped, never scored. Each request is bounded (``timeout_s``, ``max_tokens``) and retried
+    ``max_retries`` times on transient errors with exponential backoff from ``backoff_s``.
+    """
 
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = "DAMO_JUDGE_API_KEY"
     max_retries: int = Field(4, ge=0)
     timeout_s: float = Field(60.0, gt=0)
+    backoff_s: float = Field(2.0, ge=0.0)
+    max_backoff_s: float = Field(60.0, ge=0.0)
+    max_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    # A file replacing the built-in judge prompt (e.g. the published one, for comparable numbers);
+    # its slots: MMHal {image_content} {question} {gt_answer} {response}; LLaVA-Bench {rule}.
+    mmhal_prompt: str | None = None
+    llava_bench_rule: str | None = None
+
+
+class DecodingConfig(Section):
+    """One decoding of a benchmark's prompts; its ``name`` tags the answers file and the metrics."""
+
+    name: str = "greedy"
+    do_sample: bool = False
+    num_beams: int = Field(1, ge=1)
+    temperature: float = Field(1.0, gt=0)  # used only when do_sample (temperature 0 = greedy/beam)
+    top_p: float = Field(1.0, gt=0, le=1.0)
+    max_new_tokens: int | None = Field(None, ge=1)  # None → evaluate.max_new_tokens
+    # Answers per prompt (sampling only): rates are then over all samples, so a small benchmark
+    # (the tiny world's held-out images) gives a steadier sampled estimate.
+    samples: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _samples_need_sampling(self) -> DecodingConfig:
+        if self.samples > 1 and not self.do_sample:
+            raise ValueError(f"decoding {self.name!r}: samples > 1 needs do_sample (greedy repeats itself)")
+        return self
+
+
+def _default_decodings() -> dict[str, list[DecodingConfig]]:
+    greedy = DecodingConfig()
+    return {
+        # RLAIF-V's LLaVA-1.5 Object HalBench convention: 3 beams, temperature 0.
+        "object_halbench": [DecodingConfig(name="beam3", num_beams=3)],
+        # Sampling shows the SFT policy's hallucination prior that greedy decoding hides
+        # (notes/tiny-world-probe.md); greedy is reported beside it. The first one is primary.
+        "tiny_world": [DecodingConfig(name="sampled", do_sample=True, temperature=1.0, samples=4), greedy],
+    }
 
 
 class EvaluateConfig(Section):
+    """Benchmarks: tiny_world, object_halbench, amber, pope, mmhal_bench, llava_bench.
+
+    ``data`` keys: each benchmark's path, plus ``coco_annotations`` (folder of COCO 2014
+    instances/captions JSON), ``coco_synonyms`` (RLAIF-V's synonyms_refine.txt), ``coco_images``
+    (POPE's COCO val2014 images) and ``amber_images``. Paths are local or s3://.
+    """
+
     benchmarks: list[str] = Field(default_factory=lambda: ["tiny_world"])
     data: dict[str, str] = Field(default_factory=dict)  # benchmark → local or s3:// path
+    data_cache: str = ".damo/cache/eval-data"  # where s3:// data is fetched to (once per URI)
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(128, ge=1)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # of the generating model (damo.device)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    # benchmark → its decodings (first = primary); benchmarks not named here decode greedily.
+    decoding: dict[str, list[DecodingConfig]] = Field(default_factory=_default_decodings)
+    limit: int | None = Field(None, ge=1)  # first N prompts per benchmark (smoke runs)
+    # Appended (after a newline) to yes/no questions (POPE, AMBER discriminative), as LLaVA does.
+    short_answer_prompt: str = "Answer the question using a single word or phrase."
+    # AMBER yes/no: "exact" = the official scorer (response must equal "Yes"/"No");
+    # "first_word" = the first word, case and punctuation ignored.
+    amber_answer_parse: Literal["exact", "first_word"] = "first_word"
+    amber_query_file: str = "query/query_all.json"  # relative to data["amber"]
+    pope_splits: list[str] = Field(default_factory=lambda: ["random", "popular", "adversarial"])
 
 
 # --------------------------------------------------------------------------- register / stack
 class RegisterConfig(Section):
+    """``damo register`` / ``damo pull``: model versions in MLflow, files in S3."""
+
     model_name: str = "damo-aligned"
-    # metric → "min" or "max": the promotion gate against the current champion.
+    # metric → "min" or "max": the promotion gate against the current champion. A metric name is
+    # the flattened key of the evaluate step's metrics.json ("tiny_world.chair_s"). Empty → the
+    # `champion` alias is never moved automatically.
     gate: dict[str, Literal["min", "max"]] = Field(default_factory=dict)
+    # s3:// prefix that receives model files; None → s3://<stack.bucket>/models.
+    store_uri: str | None = None
+    # S3 multipart: parts of this size (raised by boto3 when a file would need > 10 000 parts),
+    # uploaded by this many threads; files below the threshold go in one PUT.
+    multipart_threshold_mb: int = Field(64, ge=5)
+    multipart_chunk_mb: int = Field(64, ge=5)
+    max_concurrency: int = Field(4, ge=1)
 
 
 class TrackingConfig(Section):
@@ -159,23 +273,90 @@ class TrackingConfig(Section):
 
     uri: str | None = None
     experiment: str = "damo"
+    # The pipeline run's MLflow run: each step becomes a nested run under it. None → env
+    # DAMO_MLFLOW_PARENT_RUN_ID, else each step is a top-level run.
+    parent_run_id: str | None = None
+    # Log the resolved config of each step as params (flattened keys) and as config.yaml.
+    log_config: bool = True
 
 
 class StackConfig(Section):
+    """``damo stack``: the local SeaweedFS + MLflow server (state, logs, credentials in state_dir)."""
+
     state_dir: str = ".damo/stack"
     host: str = "127.0.0.1"
-    s3_port: int = Field(18333, ge=1, le=65535)
-    mlflow_port: int = Field(15000, ge=1, le=65535)
+    # 0 → a free port is chosen at the first `up` and kept in state_dir/stack.json.
+    s3_port: int = Field(18333, ge=0, le=65535)
+    mlflow_port: int = Field(15000, ge=0, le=65535)
     bucket: str = "damo"
+    # MLflow basic auth: an admin user with a generated password (state_dir/credentials.env).
+    auth: bool = False
+    # Seconds a verified password stays cached in the (single) server worker; 0 → PBKDF2 on every
+    # request. One worker means no stale entry survives a password change made through the API.
+    auth_cache_ttl_s: int = Field(60, ge=0)
+    start_timeout_s: float = Field(120.0, gt=0)
+    stop_timeout_s: float = Field(30.0, gt=0)
+
+
+class StepResources(Section):
+    """Kubernetes resources of one pipeline task (Kubernetes quantity strings)."""
+
+    cpu: str = "2"
+    memory: str = "8Gi"
+    gpus: int = Field(0, ge=0)  # fixed GPU count; the train step takes `train.num_processes`
+
+
+class TrainJobConfig(Section):
+    """Multi-node training: a Kubeflow Trainer TrainJob running `damo train` (pipeline.num_nodes > 1)."""
+
+    runtime: str = "torch-distributed"  # a ClusterTrainingRuntime with torchrun
+    # A ReadWriteMany claim shared by the pipeline's train task and every TrainJob node.
+    workspace_pvc: str = "damo-workspace"
+    workspace_path: str = "/workspace"
+    poll_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(7 * 24 * 3600.0, gt=0)
+
+
+def _default_resources() -> dict[str, StepResources]:
+    return {
+        "tiny_world": StepResources(cpu="2", memory="4Gi"),
+        "ingest": StepResources(cpu="4", memory="16Gi"),
+        "score": StepResources(cpu="8", memory="32Gi", gpus=1),
+        "reference": StepResources(cpu="8", memory="64Gi", gpus=1),
+        "configure": StepResources(cpu="500m", memory="512Mi"),
+        "train": StepResources(cpu="32", memory="256Gi"),
+        "evaluate": StepResources(cpu="8", memory="64Gi", gpus=1),
+        "register": StepResources(cpu="2", memory="8Gi"),
+    }
 
 
 class PipelineConfig(Section):
-    """The whole run: where the data and base model come from, where outputs go."""
+    """The whole run: where the data and base model come from, where outputs go, and how the
+    Kubeflow pipeline is laid out on a cluster (GPU pool, secrets, caching, retries)."""
 
     source: str | None = None  # None → the tiny world's dataset
     base_model: str | None = None  # None → the tiny world's policy
     tiny_world_dir: str = ".damo/tiny-world"
     output_dir: str = ".damo/runs"
+    name: str = "damo-dama"  # the KFP pipeline name
+    pipeline_root: str | None = None  # e.g. s3://bucket/kfp; None → the KFP installation's default
+    # The GPU node pool of score/reference/train/evaluate.
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_node_selector: dict[str, str] = Field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
+    gpu_tolerations: list[dict[str, str]] = Field(default_factory=lambda: [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    shm_size: str = "16Gi"  # /dev/shm for NCCL and DataLoader workers (a Memory emptyDir)
+    resources: dict[str, StepResources] = Field(default_factory=_default_resources)
+    # Kubernetes Secrets whose keys are the environment variable names the steps read.
+    s3_secret: str = "damo-s3-credentials"  # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL
+    mlflow_secret: str = "damo-mlflow-credentials"  # MLFLOW_TRACKING_USERNAME/PASSWORD/URI
+    cache_steps: list[str] = Field(default_factory=lambda: ["ingest", "score", "reference"])
+    retries: int = Field(2, ge=0)  # for transient failures (node preemption, object-store hiccups)
+    retry_backoff: str = "120s"
+    num_nodes: int = Field(1, ge=1)  # > 1 → the train step runs a TrainJob across nodes
+    trainjob: TrainJobConfig = Field(default_factory=TrainJobConfig)
+    kfp_experiment: str = "damo"
+    service_account: str = "damo-pipeline"
 
 
 # --------------------------------------------------------------------------- root

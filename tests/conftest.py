@@ -41,3 +41,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# --------------------------------------------------------------------------- the tiny world
+# Overrides that make the untrained world small and quick (seconds): for fixtures of other parts.
+TINY_WORLD_QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
+                    "tiny_world.eval_images=8")
+
+
+@pytest.fixture(scope="session")
+def tiny_world() -> Path:
+    """A fully built, pre-trained tiny world (``tiny`` preset), built once per machine and cached."""
+    from damo.config import load_config
+    from damo.tinyworld.cache import cached_world
+
+    return cached_world(load_config("tiny"), ROOT / ".cache" / "tiny-world")
+
+
+@pytest.fixture(scope="session")
+def tiny_world_quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small untrained tiny world (64 pairs, random policy and CLIP), built in seconds."""
+    from damo.config import load_config
+    from damo.tinyworld import build
+
+    out = tmp_path_factory.mktemp("tiny-world-quick") / "world"
+    build(load_config("tiny", TINY_WORLD_QUICK), out)
+    return out

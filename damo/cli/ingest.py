@@ -1,0 +1,27 @@
+"""``damo ingest --source URI --out DIR``: the CLI adapter of :mod:`damo.steps.ingest`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from damo.config import DamoConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="local file/folder or s3://bucket/prefix")
+    parser.add_argument("--out", required=True, help="folder for the preference dataset")
+
+
+def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
+    from damo.ingest import IngestError
+    from damo.steps.ingest import IngestPaths
+    from damo.steps.ingest import run as run_step
+
+    try:
+        return run_step(config, IngestPaths(source=args.source, out=Path(args.out)))
+    except IngestError as err:
+        sys.stderr.write(f"damo ingest: {err}\n")
+        return 1

@@ -1,0 +1,30 @@
+"""``damo pull MODEL_URI --out DIR``: the CLI adapter of :mod:`damo.steps.pull`. With no tracking URI
+configured, the local stack is used."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from damo.config import DamoConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_uri", metavar="MODEL_URI", help="models:/NAME@ALIAS or models:/NAME/VERSION")
+    parser.add_argument("--out", required=True, help="folder to create (replaced if it exists)")
+
+
+def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
+    from damo.registry import RegistryError
+    from damo.stack import use_local_stack_if_unset
+    from damo.steps.pull import PullPaths
+    from damo.steps.pull import run as run_step
+
+    use_local_stack_if_unset(config)
+    try:
+        return run_step(config, PullPaths(model_uri=args.model_uri, out=Path(args.out)))
+    except RegistryError as err:
+        sys.stderr.write(f"damo pull: {err}\n")
+        return 1

@@ -1,0 +1,37 @@
+"""``damo register --model DIR --name NAME [--metrics FILE] [--data DIR] [--out DIR]``: the CLI
+adapter of :mod:`damo.steps.register`. With no tracking URI configured, the local stack is used."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from damo.config import DamoConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="HF model folder (or the train output folder)")
+    parser.add_argument("--name", default=None, help="registered model name (default: registry.model_name)")
+    parser.add_argument("--metrics", default=None, help="the evaluate step's metrics.json")
+    parser.add_argument("--data", default=None, help="the preference dataset trained on")
+    parser.add_argument("--out", default=None, help="folder for result.json and model_card.md")
+
+
+def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
+    from damo.registry import RegistryError
+    from damo.stack import use_local_stack_if_unset
+    from damo.steps.register import RegisterPaths
+    from damo.steps.register import run as run_step
+
+    if args.name:
+        config.registry.model_name = args.name
+    use_local_stack_if_unset(config)
+    optional = {key: Path(value) for key in ("metrics", "data", "out") if (value := getattr(args, key))}
+    paths = RegisterPaths(model=Path(args.model), **optional)
+    try:
+        return run_step(config, paths)
+    except RegistryError as err:
+        sys.stderr.write(f"damo register: {err}\n")
+        return 1

@@ -1,0 +1,35 @@
+"""``damo train --data DIR --model URI --out DIR``: the CLI adapter of :mod:`damo.steps.train`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from damo.config import DamoConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True,
+                        help="preference dataset (with delta; with reference log-probs unless "
+                             "train.reference=on_the_fly)")
+    parser.add_argument("--model", required=True,
+                        help="policy to start from: folder, s3:// or models:/NAME@ALIAS")
+    parser.add_argument("--out", required=True,
+                        help="output folder; re-running on it resumes from its checkpoints")
+
+
+def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
+    from damo.data.dataset import DatasetError
+    from damo.models import ModelError
+    from damo.steps.train import TrainPaths
+    from damo.steps.train import run as run_step
+    from damo.train.data import TrainDataError
+    from damo.train.loop import TrainingError
+
+    try:
+        return run_step(config, TrainPaths(data=Path(args.data), model=args.model, out=Path(args.out)))
+    except (DatasetError, ModelError, TrainDataError, TrainingError) as err:
+        sys.stderr.write(f"damo train: {err}\n")
+        return 1

@@ -1,0 +1,1 @@
+"""Benchmark evaluation: generation, deterministic metrics (CHAIR, AMBER, POPE), judged metrics, report."""

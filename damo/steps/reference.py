@@ -1,0 +1,83 @@
+"""Step ``reference``: add the reference (SFT) model's summed log-probs as dataset columns.
+
+Computed once, so that training holds no reference model (the authors' practice). Rows, ids, shard
+layout and every other column are carried through untouched (:func:`damo.data.dataset.map_dataset`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+
+from damo import device
+from damo.config import DamoConfig, save_resolved
+from damo.data.dataset import PreferenceDataset, map_dataset
+from damo.models import load_model, load_processor, resolve_model
+from damo.tracking import open_tracker
+from damo.train.batch import collate_pairs
+from damo.train.logps import PairLogps
+from damo.train.results import write_result
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("reference_chosen_logps", "reference_rejected_logps")
+NEEDED = ("id", "image", "question", "chosen", "rejected")
+
+
+@dataclass(frozen=True)
+class ReferencePaths:
+    data: Path
+    model: str
+    out: Path
+
+
+def reference_logps_fn(scorer: PairLogps, processor: Any, dev: torch.device) -> Any:
+    """``fn(record_batch) -> {column: list[float]}`` for :func:`map_dataset`."""
+
+    @torch.inference_mode()
+    def fn(batch: pa.RecordBatch) -> dict[str, list[float]]:
+        rows = batch.select(list(NEEDED)).to_pylist()
+        pairs = collate_pairs(processor, rows).to(dev)
+        chosen, rejected = scorer(pairs)
+        return {COLUMNS[0]: chosen.double().cpu().tolist(), COLUMNS[1]: rejected.double().cpu().tolist()}
+
+    return fn
+
+
+def run(config: DamoConfig, paths: ReferencePaths) -> dict[str, Any]:
+    """Write ``paths.data`` + reference log-prob columns into ``paths.out``; return a summary."""
+    started = time.perf_counter()
+    source = PreferenceDataset(paths.data)
+    source.require(*NEEDED)
+    model_dir = resolve_model(paths.model)
+    dev = device.choose_device()
+    model = load_model(model_dir, config.reference.precision).to(dev).eval()
+    scorer = PairLogps(model, chunk_tokens=config.reference.logps_chunk_tokens)
+    processor = load_processor(model_dir)
+    fields = [pa.field(name, pa.float64()) for name in COLUMNS]
+    writer = map_dataset(source, paths.out, fields, reference_logps_fn(scorer, processor, dev),
+                         batch_size=config.reference.batch_size)
+    writer.reports["reference"] = {
+        "model": str(paths.model), "precision": str(device.choose_dtype(config.reference.precision)),
+        "source_checksum": source.manifest.checksum,
+    }
+    manifest = writer.close()
+    save_resolved(config, paths.out)
+    seconds = time.perf_counter() - started
+    pairs_per_s = manifest.num_rows / max(seconds, 1e-9)
+    result: dict[str, Any] = {"rows": manifest.num_rows, "columns": list(COLUMNS), "model": str(paths.model),
+                              "out": str(paths.out), "seconds": round(seconds, 3),
+                              "pairs_per_s": round(pairs_per_s, 3)}
+    tracker = open_tracker(config, "reference")
+    tracker.log_params({"reference.model": str(paths.model), "reference.rows": manifest.num_rows})
+    tracker.log_metrics({"reference.seconds": seconds, "reference.pairs_per_s": pairs_per_s})
+    tracker.close()
+    write_result(paths.out, result)
+    log.info("reference log-probs for %d rows in %.1f s → %s", manifest.num_rows, seconds, paths.out)
+    return result

@@ -1,0 +1,197 @@
+"""``build(config, out)``: the whole tiny world in one folder, deterministic by ``config.seed``.
+
+Layout (DESIGN.md, "tiny world"): ``data/`` (preference dataset), ``policy/`` (tiny LLaVA HF folder),
+``clip/`` (open_clip hf-hub layout), ``benchmark/`` (held-out images + ``tiny_world.jsonl`` +
+``vocabulary.json``), ``report.json`` (measured quality, build time) and ``world.json``.
+With ``sft_steps=0`` and ``clip_steps=0`` nothing is trained and it takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+import damo
+from damo.config import DamoConfig, TinyWorldConfig
+from damo.data.dataset import DatasetWriter
+from damo.tinyworld import clip, policy, quality
+from damo.tinyworld.pairs import PAIR_SCHEMA, noisy_caption, pair_rows, scenes
+from damo.tinyworld.tokenizer import build_processor, image_seq_length
+from damo.tinyworld.vocab import QUESTIONS, Scene, describe, vocabulary
+
+log = logging.getLogger(__name__)
+WORLD_VERSION = 1
+
+
+@dataclass
+class Split:
+    """Scenes with their PNG bytes (and, for pairs, the rows)."""
+
+    scenes: list[Scene]
+    images: list[bytes]
+    rows: list[dict[str, Any]]
+
+    def pil(self) -> list[Image.Image]:
+        return [Image.open(io.BytesIO(b)).convert("RGB") for b in self.images]
+
+
+def write_pairs(cfg: TinyWorldConfig, seed: int, folder: Path) -> tuple[Split, Split]:
+    """The preference dataset; returns the (train, validation) scenes and rows."""
+    writer = DatasetWriter(folder, schema=PAIR_SCHEMA)
+    splits = {"train": Split([], [], []), "validation": Split([], [], [])}
+    for scene, row in pair_rows(cfg, seed):
+        writer.write(row)
+        part = splits[row["split"]]
+        part.scenes.append(scene)
+        part.images.append(row["image"])
+        part.rows.append({k: v for k, v in row.items() if k != "image"})
+    rows = splits["train"].rows + splits["validation"].rows
+    writer.reports["tiny_world"] = {
+        "hardness": dict(sorted(Counter(r["hardness"] for r in rows).items())),
+        "kind": dict(sorted(Counter(r["kind"] for r in rows).items())),
+        "seed": seed,
+    }
+    writer.close()
+    return splits["train"], splits["validation"]
+
+
+def write_benchmark(cfg: TinyWorldConfig, seed: int, folder: Path, exclude: set[str]) -> Split:
+    """``cfg.eval_images`` held-out images (none equal to a pair image) + jsonl + vocabulary."""
+    rng = random.Random(f"benchmark-{seed}")
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    split = Split([], [], [])
+    while len(split.scenes) < cfg.eval_images:
+        scene, png = next(scenes(rng, cfg, 1))
+        if hashlib.sha256(png).hexdigest() in exclude:
+            continue  # the benchmark must be held out from the training pairs
+        item_id = f"twb-{len(split.scenes):05d}"
+        (folder / "images" / f"{item_id}.png").write_bytes(png)
+        split.scenes.append(scene)
+        split.images.append(png)
+        split.rows.append({"id": item_id, "image": f"images/{item_id}.png", "question": rng.choice(QUESTIONS),
+                           "truth": scene.truth, "reference": describe(scene)})
+    with (folder / "tiny_world.jsonl").open("w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in split.rows)
+    (folder / "vocabulary.json").write_text(json.dumps({"objects": vocabulary()}, indent=2))
+    return split
+
+
+def build_policy(cfg: TinyWorldConfig, seed: int, train: Split, folder: Path
+                 ) -> tuple[Any, Any, dict[str, Any]]:
+    """Tokenizer, processor and tiny LLaVA; SFT'd on noisy captions of the train images; saved."""
+    processor = build_processor(cfg)
+    model = policy.build_policy(cfg, processor, seed)
+    info: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters()),
+                            "image_seq_length": image_seq_length(cfg), "vocab_size": len(processor.tokenizer)}
+    if cfg.sft_steps:
+        started = time.perf_counter()
+        pixels = processor.image_processor(train.pil(), return_tensors="pt")["pixel_values"]
+        losses = policy.sft(model, processor, pixels, train.scenes,
+                            lambda s, rng: noisy_caption(s, rng, cfg.caption_noise), cfg, seed)
+        info.update(sft_seconds=time.perf_counter() - started, sft_first_loss=losses[0],
+                    sft_final_loss=sum(losses[-10:]) / len(losses[-10:]))
+    model.eval()
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return model, processor, info
+
+
+def build_clip(cfg: TinyWorldConfig, seed: int, train: Split, folder: Path) -> tuple[Any, Any, Any, dict]:
+    """The tiny CLIP, trained on the train images' descriptions with hallucinated negatives; saved."""
+    model, preprocess, tokenizer = clip.build_clip(cfg, seed)
+    info: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters())}
+    if cfg.clip_steps:
+        started = time.perf_counter()
+        pixels = torch.stack([preprocess(im) for im in train.pil()])
+        losses = clip.train_clip(model, tokenizer, pixels, train.scenes, cfg, seed)
+        info.update(clip_seconds=time.perf_counter() - started, clip_first_loss=losses[0],
+                    clip_final_loss=sum(losses[-10:]) / len(losses[-10:]))
+    model.eval()
+    clip.save_clip(model, cfg, folder)
+    return model, preprocess, tokenizer, info
+
+
+def measure_policy(cfg: TinyWorldConfig, seed: int, model: Any, processor: Any, bench: Split) -> dict:
+    """Hallucination rates of the policy on the benchmark, sampled (temperature 1) and greedy."""
+    pixels = processor.image_processor(bench.pil(), return_tensors="pt")["pixel_values"]
+    questions = [r["question"] for r in bench.rows]
+    out: dict[str, Any] = {}
+    for mode, sample in (("sampled", True), ("greedy", False)):
+        answers = policy.generate(model, processor, pixels, questions, sample=sample,
+                                  max_new_tokens=cfg.max_new_tokens, seed=seed,
+                                  batch_size=cfg.eval_batch_size)
+        out[mode] = quality.hallucination_stats(answers, bench.scenes)
+        out[mode]["examples"] = answers[:4]
+    return out
+
+
+def measure_clip(model: Any, preprocess: Any, tokenizer: Any, bench: Split, validation: Split) -> dict:
+    """CLIP retrieval on the benchmark images and chosen-over-rejected on the validation pairs."""
+    out = quality.clip_retrieval(model, tokenizer, torch.stack([preprocess(im) for im in bench.pil()]),
+                                 bench.scenes)
+    if validation.rows:
+        out.update(quality.clip_pair_accuracy(
+            model, tokenizer, torch.stack([preprocess(im) for im in validation.pil()]),
+            [r["chosen"] for r in validation.rows], [r["rejected"] for r in validation.rows],
+            [r["hardness"] for r in validation.rows]))
+    return out
+
+
+def _check_empty(out: Path) -> None:
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty: build the tiny world into a new folder "
+                              "(or delete this one first)")
+
+
+def build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
+    """Build the tiny world into ``out`` (absent or empty); returns the summary also in report.json."""
+    started = time.perf_counter()
+    cfg, seed, out = config.tiny_world, config.seed, Path(out)
+    _check_empty(out)
+    train, validation = write_pairs(cfg, seed, out / "data")
+    pair_hashes = {hashlib.sha256(b).hexdigest() for b in train.images + validation.images}
+    bench = write_benchmark(cfg, seed, out / "benchmark", pair_hashes)
+    model, processor, policy_info = build_policy(cfg, seed, train, out / "policy")
+    clip_model, preprocess, tokenizer, clip_info = build_clip(cfg, seed, train, out / "clip")
+    policy_info.update(measure_policy(cfg, seed, model, processor, bench))
+    clip_info.update(measure_clip(clip_model, preprocess, tokenizer, bench, validation))
+    report = {
+        "build_seconds": time.perf_counter() - started,
+        "pairs": {"train": len(train.rows), "validation": len(validation.rows)},
+        "benchmark_images": len(bench.rows),
+        "policy": policy_info,
+        "clip": clip_info,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    world = {"version": WORLD_VERSION, "damo_version": damo.__version__, "seed": seed,
+             "tiny_world": cfg.model_dump(mode="json"),
+             "folders": {"data": "data", "policy": "policy", "clip": "clip", "benchmark": "benchmark"}}
+    (out / "world.json").write_text(json.dumps(world, indent=2))
+    log.info("tiny world built in %.1f s at %s", report["build_seconds"], out)
+    return summary(out, report)
+
+
+def summary(out: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers a caller prints: where, how long, how good."""
+    return {
+        "out": str(out),
+        "build_seconds": round(report["build_seconds"], 2),
+        "pairs": report["pairs"],
+        "benchmark_images": report["benchmark_images"],
+        "clip_retrieval_accuracy": report["clip"]["clip_retrieval_accuracy"],
+        "clip_retrieval_chance": report["clip"]["clip_retrieval_chance"],
+        "policy_chair_s_sampled": report["policy"]["sampled"]["chair_s"],
+        "policy_chair_s_greedy": report["policy"]["greedy"]["chair_s"],
+        "policy_exact_sampled": report["policy"]["sampled"]["exact_rate"],
+    }

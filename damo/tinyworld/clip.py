@@ -1,0 +1,131 @@
+"""The tiny open_clip model: built from a config dict, trained contrastively, saved in hf-hub layout.
+
+The folder (``open_clip_config.json`` with ``model_cfg``/``preprocess_cfg`` + ``open_clip_model.safetensors``)
+is what ``open_clip.create_model_and_transforms("local-dir:<folder>")`` reads, so any open_clip user
+can load it; :func:`load_clip_folder` does exactly that. Training uses in-batch negatives plus one
+hallucinated description per image (an extra object or a wrong attribute), so the model learns that
+"and a dog" or "a blue circle" does not fit the image — what CLIP hardness scoring asks of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import save_file
+
+from damo.config import TinyWorldConfig
+from damo.tinyworld.optim import warmup_cosine
+from damo.tinyworld.pairs import rejection
+from damo.tinyworld.vocab import Scene, describe
+
+log = logging.getLogger(__name__)
+CONFIG_FILE = "open_clip_config.json"
+WEIGHTS_FILE = "open_clip_model.safetensors"
+# open_clip's SimpleTokenizer vocabulary size: the text tower must embed all of its ids.
+SIMPLE_TOKENIZER_VOCAB = 49408
+
+Tokenizer = Callable[[list[str]], torch.Tensor]
+
+
+def clip_config(cfg: TinyWorldConfig) -> dict[str, Any]:
+    """The open_clip ``model_cfg`` of the tiny CLIP (a ViT and a text transformer)."""
+    return {
+        "embed_dim": cfg.clip_embed_dim,
+        "vision_cfg": {"image_size": cfg.image_size, "layers": cfg.clip_layers, "width": cfg.clip_width,
+                       "patch_size": cfg.clip_patch_size,
+                       "head_width": cfg.clip_width // cfg.attention_heads},
+        "text_cfg": {"context_length": cfg.clip_context_length, "vocab_size": SIMPLE_TOKENIZER_VOCAB,
+                     "width": cfg.clip_width, "heads": cfg.attention_heads, "layers": cfg.clip_layers},
+    }
+
+
+Preprocess = Callable[[Image.Image], torch.Tensor]
+
+
+def build_clip(cfg: TinyWorldConfig, seed: int) -> tuple[open_clip.CLIP, Preprocess, Tokenizer]:
+    """A freshly initialised tiny CLIP with its eval preprocess and tokenizer."""
+    model_cfg = clip_config(cfg)
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(model_cfg["embed_dim"], open_clip.CLIPVisionCfg(**model_cfg["vision_cfg"]),
+                           open_clip.CLIPTextCfg(**model_cfg["text_cfg"]))
+    preprocess = open_clip.image_transform(cfg.image_size, is_train=False)
+    tokenizer = open_clip.SimpleTokenizer(context_length=cfg.clip_context_length)
+    return model, preprocess, tokenizer
+
+
+def train_clip(model: open_clip.CLIP, tokenizer: Tokenizer, pixels: torch.Tensor, scenes: list[Scene],
+               cfg: TinyWorldConfig, seed: int) -> list[float]:
+    """``cfg.clip_steps`` AdamW steps of CLIP loss with one hallucinated negative text per image.
+
+    ``pixels`` (N, 3, H, W): preprocessed images of ``scenes``. Image→text logits are (B, 2B): the
+    B descriptions then the B hallucinated ones; text→image logits are (B, B).
+    """
+    rng = random.Random(f"clip-{seed}")
+    torch.manual_seed(seed)
+    optimizer, schedule = warmup_cosine(model.parameters(), cfg.clip_learning_rate, cfg.clip_steps,
+                                        cfg.warmup_ratio)
+    model.train()
+    losses = []
+    for step in range(cfg.clip_steps):
+        idx = [rng.randrange(len(scenes)) for _ in range(cfg.clip_batch_size)]
+        positives = [describe(scenes[i]) for i in idx]
+        negatives = [rejection(scenes[i], rng, cfg.hard_fraction).text for i in idx]
+        image_features = model.encode_image(pixels[idx], normalize=True)
+        text_features = model.encode_text(tokenizer(positives + negatives), normalize=True)
+        logits = model.logit_scale.exp() * image_features @ text_features.T
+        target = torch.arange(len(idx))
+        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(idx)].T, target)) / 2
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if step % 50 == 0 or step == cfg.clip_steps - 1:
+            log.info("clip step %d/%d loss %.4f", step + 1, cfg.clip_steps, losses[-1])
+    model.eval()
+    return losses
+
+
+def save_clip(model: open_clip.CLIP, cfg: TinyWorldConfig, folder: Path) -> None:
+    """Write the hf-hub layout open_clip's ``local-dir:`` loader reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    preprocess_cfg = {"mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)}
+    config = {"model_cfg": clip_config(cfg), "preprocess_cfg": preprocess_cfg}
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE))
+
+
+def load_clip_folder(path: str | Path) -> tuple[open_clip.CLIP, Preprocess, Tokenizer]:
+    """(model in eval mode, image preprocess, tokenizer) of a CLIP folder in open_clip's hf-hub layout."""
+    folder = Path(path)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder} is not an open_clip folder: {name} is missing")
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+    model.eval()
+    return model, preprocess, tokenizer
+
+
+@torch.no_grad()
+def similarities(model: open_clip.CLIP, tokenizer: Tokenizer, pixels: torch.Tensor,
+                 texts: list[list[str]]) -> list[torch.Tensor]:
+    """Cosine similarity of image i (``pixels`` (N, 3, H, W)) with each of its texts ``texts[i]``."""
+    image_features = model.encode_image(pixels, normalize=True)
+    flat = [t for group in texts for t in group]
+    text_features = model.encode_text(tokenizer(flat), normalize=True)
+    out, start = [], 0
+    for i, group in enumerate(texts):
+        out.append(text_features[start:start + len(group)] @ image_features[i])
+        start += len(group)
+    return out

@@ -1,0 +1,127 @@
+"""Preference pairs and captions of the tiny world.
+
+chosen = the correct description. rejected = the same description with one hallucination:
+- ``easy``: an absent object is added (``… and a dog.``) — kind ``extra_object``;
+- ``hard``: one shape gets a colour or a kind absent from the image — ``wrong_colour`` / ``wrong_shape``
+  (only one word differs, and that word is absent from the image so CHAIR can see it).
+SFT captions are correct descriptions that, with probability ``caption_noise``, also mention an
+absent object: the hallucination prior preference optimisation is meant to remove.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyarrow as pa
+
+from damo.config import TinyWorldConfig
+from damo.data.dataset import BASE_SCHEMA
+from damo.tinyworld.images import png_bytes, random_scene, render
+from damo.tinyworld.vocab import COLOURS, HALLUCINATED_OBJECTS, QUESTIONS, SHAPES, Scene, caption, describe
+
+SOURCE = "tiny_world"
+PAIR_SCHEMA = pa.schema(
+    [
+        *BASE_SCHEMA,
+        ("hardness", pa.string()),  # "easy" | "hard": how the rejected answer was constructed
+        ("kind", pa.string()),  # extra_object | wrong_colour | wrong_shape
+        ("truth", pa.list_(pa.string())),  # colours and shapes present in the image
+        ("hallucinated", pa.list_(pa.string())),  # words of `rejected` absent from the image
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    text: str
+    hardness: str
+    kind: str
+    hallucinated: list[str]
+
+
+def with_extra_object(scene: Scene, rng: random.Random) -> Rejection:
+    """The description plus one absent object: the ``easy`` hallucination."""
+    obj = rng.choice(HALLUCINATED_OBJECTS)
+    text = caption([*(s.phrase for s in scene.shapes), f"a {obj}"])
+    return Rejection(text, "easy", "extra_object", [obj])
+
+
+def with_wrong_attribute(scene: Scene, rng: random.Random) -> Rejection:
+    """One shape with a colour (or kind) absent from the image: the ``hard`` hallucination."""
+    truth = set(scene.truth)
+    colours = [c for c in sorted(COLOURS) if c not in truth]
+    kinds = [k for k in SHAPES if k not in truth]
+    options = (["wrong_colour"] if colours else []) + (["wrong_shape"] if kinds else [])
+    if not options:
+        raise ValueError(f"scene {scene} uses every colour and shape: no absent attribute to swap in")
+    kind = rng.choice(options)
+    index = rng.randrange(len(scene.shapes))
+    target = scene.shapes[index]
+    if kind == "wrong_colour":
+        word = rng.choice(colours)
+        swapped = replace(target, colour=word)
+    else:
+        word = rng.choice(kinds)
+        swapped = replace(target, shape=word)
+    shapes = list(scene.shapes)
+    shapes[index] = swapped
+    return Rejection(describe(Scene(tuple(shapes))), "hard", kind, [word])
+
+
+def all_rejections(scene: Scene) -> list[Rejection]:
+    """Every single-edit hallucination of ``scene``'s description (retrieval distractors)."""
+    truth = set(scene.truth)
+    out = [Rejection(caption([*(s.phrase for s in scene.shapes), f"a {o}"]), "easy", "extra_object", [o])
+           for o in HALLUCINATED_OBJECTS]
+    for i, target in enumerate(scene.shapes):
+        edits = [("wrong_colour", c, replace(target, colour=c)) for c in sorted(COLOURS) if c not in truth]
+        edits += [("wrong_shape", k, replace(target, shape=k)) for k in SHAPES if k not in truth]
+        for kind, word, swapped in edits:
+            shapes = list(scene.shapes)
+            shapes[i] = swapped
+            out.append(Rejection(describe(Scene(tuple(shapes))), "hard", kind, [word]))
+    return out
+
+
+def rejection(scene: Scene, rng: random.Random, hard_fraction: float) -> Rejection:
+    if rng.random() < hard_fraction:
+        return with_wrong_attribute(scene, rng)
+    return with_extra_object(scene, rng)
+
+
+def noisy_caption(scene: Scene, rng: random.Random, noise: float) -> str:
+    """An SFT caption: correct, but with probability ``noise`` mentioning an absent object."""
+    if rng.random() < noise:
+        return with_extra_object(scene, rng).text
+    return describe(scene)
+
+
+def scenes(rng: random.Random, cfg: TinyWorldConfig, count: int) -> Iterator[tuple[Scene, bytes]]:
+    """``count`` random scenes with their PNG bytes."""
+    for _ in range(count):
+        scene = random_scene(rng, cfg.image_size, cfg.max_shapes)
+        yield scene, png_bytes(render(scene, cfg.image_size, rng))
+
+
+def pair_rows(cfg: TinyWorldConfig, seed: int) -> Iterator[tuple[Scene, dict[str, Any]]]:
+    """``cfg.num_pairs`` (scene, row of the preference dataset), train first, then validation."""
+    rng = random.Random(f"pairs-{seed}")
+    num_train = cfg.num_pairs - round(cfg.num_pairs * cfg.validation_fraction)
+    for i, (scene, image) in enumerate(scenes(rng, cfg, cfg.num_pairs)):
+        rejected = rejection(scene, rng, cfg.hard_fraction)
+        yield scene, {
+            "id": f"tw-{i:06d}",
+            "split": "train" if i < num_train else "validation",
+            "image": image,
+            "question": rng.choice(QUESTIONS),
+            "chosen": describe(scene),
+            "rejected": rejected.text,
+            "source": SOURCE,
+            "hardness": rejected.hardness,
+            "kind": rejected.kind,
+            "truth": scene.truth,
+            "hallucinated": rejected.hallucinated,
+        }

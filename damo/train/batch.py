@@ -1,0 +1,130 @@
+"""Preference rows → :class:`PairBatch`: one image per pair, chosen and rejected sequences stacked.
+
+The prompt goes through the processor's chat template (``USER: <image>\\n{question} ASSISTANT:`` for
+LLaVA-1.5); the response is what the template adds after the generation prompt, tokenized without
+special tokens and ended with EOS, exactly as TRL's DPO collator does it, so that log-probs are
+comparable with that peer.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from PIL import Image
+
+# Processor outputs that describe the text, not the image: everything else is passed on per image.
+TEXT_KEYS = ("input_ids", "attention_mask", "pixel_values", "token_type_ids", "mm_token_type_ids")
+
+
+@dataclass
+class PairBatch:
+    """``B`` pairs. Rows ``0..B-1`` of the sequence tensors are chosen, rows ``B..2B-1`` rejected.
+
+    - ``input_ids``, ``attention_mask``: (2B, T), right-padded;
+    - ``response_mask``: (2B, T) bool, True at response tokens (the ones whose log-probs are summed);
+    - ``pixel_values``: (B, ...) one image per pair, encoded once for both sequences;
+    - ``image_inputs``: other per-image processor outputs (``image_sizes``, ``image_grid_thw``...), (B, ...);
+    - ``reference_*_logps``, ``delta``: (B,) float when the dataset has them.
+    """
+
+    ids: list[str]
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor
+    pixel_values: torch.Tensor
+    image_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    reference_chosen_logps: torch.Tensor | None = None
+    reference_rejected_logps: torch.Tensor | None = None
+    delta: torch.Tensor | None = None
+
+    @property
+    def num_pairs(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+    def to(self, dev: torch.device) -> PairBatch:
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(dev)
+
+        return replace(
+            self, input_ids=self.input_ids.to(dev), attention_mask=self.attention_mask.to(dev),
+            response_mask=self.response_mask.to(dev), pixel_values=self.pixel_values.to(dev),
+            image_inputs={k: v.to(dev) for k, v in self.image_inputs.items()},
+            reference_chosen_logps=move(self.reference_chosen_logps),
+            reference_rejected_logps=move(self.reference_rejected_logps), delta=move(self.delta),
+        )
+
+
+def prompt_messages(question: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+
+
+def completion_text(processor: Any, question: str, answer: str) -> tuple[str, str]:
+    """(prompt, completion) strings: the chat template with and without the assistant turn."""
+    messages = prompt_messages(question)
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    full = processor.apply_chat_template(
+        [*messages, {"role": "assistant", "content": [{"type": "text", "text": answer}]}], tokenize=False)
+    if not full.startswith(prompt):
+        raise ValueError(f"the chat template does not extend the generation prompt {prompt!r} "
+                         f"into the full conversation {full!r}; cannot locate the response tokens")
+    return prompt, full[len(prompt):]
+
+
+def _response_ids(tokenizer: Any, text: str) -> list[int]:
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def _open_image(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def collate_pairs(processor: Any, rows: Sequence[dict[str, Any]]) -> PairBatch:
+    """Tokenize ``rows`` (dataset records) into a :class:`PairBatch`."""
+    tokenizer = processor.tokenizer
+    prompts, chosen, rejected = [], [], []
+    for row in rows:
+        prompt, chosen_text = completion_text(processor, row["question"], row["chosen"])
+        _, rejected_text = completion_text(processor, row["question"], row["rejected"])
+        prompts.append(prompt)
+        chosen.append(_response_ids(tokenizer, chosen_text))
+        rejected.append(_response_ids(tokenizer, rejected_text))
+    encoded = processor(images=[_open_image(r["image"]) for r in rows], text=prompts, padding=True,
+                        return_tensors="pt")
+    # Padding side differs between processors: the attention mask says which ids are the prompt.
+    prompt_ids = [ids[mask.bool()].tolist()
+                  for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
+    sequences = [p + c for p, c in zip(prompt_ids, chosen)] + [p + r for p, r in zip(prompt_ids, rejected)]
+    prompt_lens = [len(p) for p in prompt_ids] * 2
+    length = max(len(s) for s in sequences)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    input_ids = torch.full((len(sequences), length), pad, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    response_mask = torch.zeros((len(sequences), length), dtype=torch.bool)
+    for i, (seq, start) in enumerate(zip(sequences, prompt_lens)):
+        input_ids[i, : len(seq)] = torch.tensor(seq)
+        attention_mask[i, : len(seq)] = 1
+        response_mask[i, start: len(seq)] = True
+    image_inputs = {k: torch.as_tensor(v) for k, v in encoded.items() if k not in TEXT_KEYS}
+
+    def column(name: str) -> torch.Tensor | None:
+        if name not in rows[0] or rows[0][name] is None:
+            return None
+        return torch.tensor([float(r[name]) for r in rows], dtype=torch.float64)
+
+    return PairBatch(
+        ids=[str(r["id"]) for r in rows], input_ids=input_ids, attention_mask=attention_mask,
+        response_mask=response_mask, pixel_values=torch.as_tensor(encoded["pixel_values"]),
+        image_inputs=image_inputs, reference_chosen_logps=column("reference_chosen_logps"),
+        reference_rejected_logps=column("reference_rejected_logps"), delta=column("delta"),
+    )

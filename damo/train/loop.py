@@ -1,0 +1,203 @@
+"""The DAMA training loop on DeepSpeed, run by every rank (one process, or one per GPU/CPU worker).
+
+Per micro-step (DAMA.md "Order within a step"): forward (the image encoded once per pair) → this
+rank's policy log-probs → gather over ranks → keep-set, α_M (old R̄), β_i and the loss from
+:func:`damo.loss.preference_loss` on the global micro-batch, averaged over this rank's kept pairs →
+backward, DeepSpeed step (an optimizer step at each accumulation boundary) → R̄ updated in the loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from damo import device
+from damo.config import DamoConfig
+from damo.data.dataset import PreferenceDataset
+from damo.loss import (
+    ARMS,
+    LossOptions,
+    NonFiniteLossInput,
+    RunningGap,
+    data_factor_from_delta,
+    preference_loss,
+)
+from damo.models import load_policy, load_processor, resolve_model
+from damo.train import checkpoint
+from damo.train.batch import PairBatch, collate_pairs
+from damo.train.data import Schedule, TrainRows, make_schedule, resolve_delta_mean
+from damo.train.engine import all_reduce_sum, build_engine, gather_vector, init_distributed, with_local
+from damo.train.logps import PairLogps
+from damo.train.metrics import StepMetrics
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message names the step and last checkpoint."""
+
+
+def arm_uses_data(arm: str) -> bool:
+    """Whether the arm's α_D depends on δ (probed through the arm's own data function, not a list)."""
+    probe = torch.tensor([2.0], dtype=torch.float64)
+    return not torch.equal(ARMS[arm].data(probe), torch.ones_like(probe))
+
+
+def keep_set_generator(seed: int, step: int, micro: int) -> torch.Generator:
+    """The same generator on every rank and after a resume: a function of (seed, step, micro) only."""
+    state = int(np.random.SeedSequence([seed, step, micro]).generate_state(1)[0])
+    return torch.Generator().manual_seed(state)
+
+
+@dataclass
+class Trainer:
+    config: DamoConfig
+    engine: Any
+    processor: Any
+    rows: TrainRows
+    schedule: Schedule
+    rank: int
+    world: int
+    dev: torch.device
+    delta_mean: tuple[float, str] | None
+    reference: PairLogps | None  # on-the-fly reference (None: precomputed columns)
+    gap: RunningGap
+
+    @property
+    def options(self) -> LossOptions:
+        loss = self.config.train.loss
+        return LossOptions(beta=loss.beta, keep_ratio=loss.keep_ratio, gamma=loss.gamma,
+                           beta_min=loss.beta_min,
+                           model_factor=loss.model_factor, keep_weight=loss.keep_weight,
+                           beta_dpo_alpha=loss.beta_dpo_alpha)
+
+    def _reference_context(self) -> AbstractContextManager[Any]:
+        # With LoRA the reference is the policy with its adapters switched off: no second model.
+        disable = getattr(self.engine.module.model, "disable_adapter", None)
+        return disable() if self.reference is self.engine.module and disable else nullcontext()
+
+    def _reference_logps(self, batch: PairBatch, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global (N,) reference log-probs: stored columns, or computed here and gathered."""
+        if self.reference is None:
+            return (self.rows.column("reference_chosen_logps", indices).to(self.dev),
+                    self.rows.column("reference_rejected_logps", indices).to(self.dev))
+        with torch.no_grad(), self._reference_context():
+            chosen, rejected = self.reference(batch)
+        return (torch.cat(gather_vector(chosen.double())), torch.cat(gather_vector(rejected.double())))
+
+    def _data_factor(self, indices: torch.Tensor) -> torch.Tensor:
+        if self.delta_mean is None:
+            return torch.ones(len(indices), dtype=torch.float64, device=self.dev)
+        return data_factor_from_delta(self.rows.column("delta", indices), self.delta_mean[0]).to(self.dev)
+
+    def micro_step(self, step: int, micro: int, metrics: StepMetrics) -> None:
+        indices = self.schedule.micro_indices(step, micro)
+        mine = indices[self.schedule.rank_slice(self.rank)]
+        batch = collate_pairs(self.processor, self.rows.rows(mine)).to(self.dev)
+        chosen, rejected = self.engine(batch)
+        chosen, rejected = chosen.double(), rejected.double()
+        policy_chosen = with_local(gather_vector(chosen), chosen, self.rank)
+        policy_rejected = with_local(gather_vector(rejected), rejected, self.rank)
+        ref_chosen, ref_rejected = self._reference_logps(batch, indices)
+        local = torch.zeros(len(indices), dtype=torch.bool, device=self.dev)
+        local[self.schedule.rank_slice(self.rank)] = True
+        out = preference_loss(
+            self.config.train.loss.arm, policy_chosen, policy_rejected, ref_chosen, ref_rejected,
+            self._data_factor(indices), self.gap, self.options,
+            keep_set_generator(self.config.seed, step, micro), local_mask=local)
+        if not torch.isfinite(out.losses.detach()).all():
+            raise NonFiniteLossInput(f"the loss is non-finite: {out.losses.detach().tolist()}")
+        self.engine.backward(out.loss)
+        self.engine.step()
+        metrics.add(out, len(indices), all_reduce_sum(float(batch.num_tokens), self.dev))
+
+    def train_step(self, step: int) -> dict[str, float]:
+        started = time.perf_counter()
+        metrics = StepMetrics()
+        for micro in range(self.schedule.gradient_accumulation):
+            self.micro_step(step, micro, metrics)
+        summary = metrics.summary(time.perf_counter() - started, float(self.engine.get_lr()[0]))
+        summary["running_gap"] = self.gap.mean  # R̄ after this step's updates
+        return summary
+
+
+def _reference_module(config: DamoConfig, policy: Any, module: PairLogps) -> PairLogps | None:
+    if config.train.reference == "precomputed":
+        return None
+    if config.train.lora.enabled:
+        return module  # the same weights with adapters disabled (see Trainer._reference_context)
+    frozen = copy.deepcopy(policy).eval().requires_grad_(False)
+    return PairLogps(frozen, config.train.logps_chunk_tokens).to(device.choose_device())
+
+
+def build_trainer(config: DamoConfig, data: Path, model: str) -> tuple[Trainer, dict[str, Any]]:
+    rank, world = init_distributed()
+    t = config.train
+    dataset = PreferenceDataset(data)
+    uses_data = arm_uses_data(t.loss.arm)
+    rows = TrainRows(dataset, need_reference=t.reference == "precomputed", need_delta=uses_data)
+    delta_mean = resolve_delta_mean(t, dataset) if uses_data else None
+    schedule = make_schedule(t, len(rows), world, config.seed)
+    model_dir = resolve_model(model)
+    torch.manual_seed(config.seed)
+    policy = load_policy(model_dir, t.precision, freeze_vision_tower=t.freeze_vision_tower, lora=t.lora,
+                         gradient_checkpointing=t.gradient_checkpointing)
+    module = PairLogps(policy, t.logps_chunk_tokens)
+    reference = _reference_module(config, policy, module)
+    engine = build_engine(module, t, world, device.choose_dtype(t.precision), schedule.total_steps)
+    trainer = Trainer(config=config, engine=engine, processor=load_processor(model_dir), rows=rows,
+                      schedule=schedule, rank=rank, world=world, dev=device.choose_device(),
+                      delta_mean=delta_mean, reference=reference, gap=RunningGap())
+    info = {"model_dir": model_dir, "dataset": dataset}
+    return trainer, info
+
+
+def fit(trainer: Trainer, out: Path, tracker: Any) -> tuple[list[dict[str, float]], int]:
+    """Train from the last complete checkpoint (or step 0) to the end; returns (history, resumed_from)."""
+    t = trainer.config.train
+    root = out / "checkpoints"
+    history: list[dict[str, float]] = []
+    start, last_checkpoint = 0, None
+    restored = checkpoint.load_latest(trainer.engine, root, trainer.rank)
+    if restored is not None:
+        state, last_checkpoint = restored
+        start, history = int(state["step"]), list(state["history"])
+        trainer.gap.load_state_dict(state["running_gap"])
+    total = trainer.schedule.total_steps
+    bar = tqdm(total=total, initial=start, desc="train", disable=trainer.rank != 0, unit="step")
+    for step in range(start, total):
+        try:
+            summary = trainer.train_step(step)
+        except NonFiniteLossInput as err:
+            raise TrainingError(f"non-finite loss at step {step + 1}: {err}; the last good checkpoint is "
+                                f"{last_checkpoint or 'none (no checkpoint saved yet)'}") from err
+        done = step + 1
+        if done % t.logging_steps == 0 or done == total:
+            history.append({"step": float(done), **summary})
+            if tracker is not None:
+                tracker.log_metrics(summary, step=done)
+        if done % t.save_steps == 0 or done == total:
+            client = {"step": done, "running_gap": trainer.gap.state_dict(), "history": history}
+            last_checkpoint = checkpoint.save(trainer.engine, root, done, client, trainer.rank,
+                                              t.keep_checkpoints)
+        bar.update(1)
+        bar.set_postfix(loss=f"{summary['loss']:.4f}", acc=f"{summary['rewards/accuracy']:.2f}")
+    bar.close()
+    return history, start
+
+
+def trained_state_dict(trainer: Trainer) -> dict[str, Any] | None:
+    """The complete trained weights on rank 0 (None elsewhere); collective under ZeRO-3."""
+    if trainer.config.train.zero_stage == 3:
+        state = trainer.engine._zero3_consolidated_16bit_state_dict()
+        return state if trainer.rank == 0 else None
+    return trainer.engine.module.state_dict() if trainer.rank == 0 else None

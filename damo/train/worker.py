@@ -1,0 +1,32 @@
+"""One training rank under ``torch.distributed.run``: ``python -m damo.train.worker --config ... ``.
+
+Started by :func:`damo.steps.train.launch`; runs :func:`damo.steps.train.train_here`, the same code
+a single-process run uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from damo.config import load_config
+from damo.steps.train import TrainPaths, train_here
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="damo.train.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s [rank %(process)d] %(name)s: %(message)s")
+    train_here(load_config(args.config), TrainPaths(data=args.data, model=args.model, out=args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""The DAMA pipeline: ingest → score → reference → train → evaluate → register.
+
+Composition only. The run's UI parameters (data source, base model, arm, β, epochs, GPUs per node,
+model name, promotion gate, GPU node selector and tolerations) default to the config's values; the
+full config travels as YAML text (``config``), so a person can also edit any other field.
+Cluster settings (resources, secrets, caching, retries, /dev/shm, and ``num_nodes`` > 1 for a
+multi-node TrainJob) come from ``config.pipeline`` at compile time;
+kfp.local ignores them, so the local run executes exactly this graph.
+"""
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from kfp import compiler, dsl, kubernetes
+
+from components import steps
+from damo.config import DamoConfig, PipelineConfig
+from damo.steps.pipeline_io import config_text, run_parameter_defaults
+
+# Secret keys are the environment variable names the steps read (boto3 and MLflow conventions).
+S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
+MLFLOW_SECRET_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+SHM_VOLUME = "dshm"
+
+
+class Outputs(NamedTuple):
+    """What a run returns: the register and evaluate steps' results (JSON text)."""
+
+    registered: str
+    evaluated: str
+
+
+def _place(task: dsl.PipelineTask, step: str, p: PipelineConfig, *, gpus: Any = None,
+           node_selector: Any = None, tolerations: Any = None) -> dsl.PipelineTask:
+    """Resources, secrets, caching and retries of one task; GPU tasks go to the GPU node pool."""
+    res = p.resources[step]
+    task.set_display_name(step)
+    task.set_cpu_request(res.cpu).set_memory_request(res.memory).set_memory_limit(res.memory)
+    task.set_caching_options(step in p.cache_steps)
+    if p.retries:
+        task.set_retry(num_retries=p.retries, backoff_duration=p.retry_backoff)
+    if step != "configure":  # least privilege: configure only validates text
+        kubernetes.use_secret_as_env(task, p.s3_secret, {k: k for k in S3_SECRET_KEYS})
+        kubernetes.use_secret_as_env(task, p.mlflow_secret, {k: k for k in MLFLOW_SECRET_KEYS})
+    gpu_count = gpus if gpus is not None else (res.gpus or None)
+    if gpu_count is not None:
+        task.set_accelerator_type(p.gpu_resource).set_accelerator_limit(gpu_count)
+        kubernetes.add_node_selector_json(task, node_selector)
+        kubernetes.add_toleration_json(task, tolerations)
+        # NCCL and DataLoader workers use /dev/shm; the container default (64 MiB) is too small.
+        kubernetes.empty_dir_mount(task, volume_name=SHM_VOLUME, mount_path="/dev/shm", medium="Memory",
+                                   size_limit=p.shm_size)
+    return task
+
+
+def build_pipeline(config: DamoConfig) -> Any:
+    """The pipeline function, its parameters defaulting to ``config``'s values."""
+    p = config.pipeline
+    ui = run_parameter_defaults(config)
+    defaults: dict[str, Any] = {
+        "config": config_text(config), "source": p.source or "", "base_model": p.base_model or "", **ui}
+
+    @dsl.pipeline(name=p.name, description="DAMA alignment of a multimodal LLM: data → model version",
+                  pipeline_root=p.pipeline_root)
+    def dama(config: str = defaults["config"], source: str = defaults["source"],
+             base_model: str = defaults["base_model"], arm: str = defaults["arm"],
+             beta: float = defaults["beta"], epochs: float = defaults["epochs"],
+             gpus: int = defaults["gpus"],
+             model_name: str = defaults["model_name"], gate: dict = defaults["gate"],
+             gpu_node_selector: dict = defaults["gpu_node_selector"],
+             gpu_tolerations: list = defaults["gpu_tolerations"]) -> Outputs:
+        pool = {"node_selector": gpu_node_selector, "tolerations": gpu_tolerations}
+        gpu_pool = {"gpu_node_selector": gpu_node_selector, "gpu_tolerations": gpu_tolerations}
+        ing = _place(steps.ingest(config=config, source=source), "ingest", p)
+        sc = _place(steps.score(config=config, dataset=ing.outputs["dataset"]), "score", p, **pool)
+        ref = _place(steps.reference(config=config, dataset=sc.outputs["scored"], base_model=base_model),
+                     "reference", p, **pool)
+        run_config = _place(steps.configure(config=config, arm=arm, beta=beta, epochs=epochs, gpus=gpus,
+                                            model_name=model_name, gate=gate, **gpu_pool),
+                            "configure", p).output
+        data = ref.outputs["referenced"]
+        if p.num_nodes > 1:  # a compile-time layout choice: kfp.local runs no dsl.OneOf
+            tr = _place(steps.train_multinode(config=run_config, dataset=data, base_model=base_model),
+                        "train", p)
+            kubernetes.mount_pvc(tr, pvc_name=p.trainjob.workspace_pvc, mount_path=p.trainjob.workspace_path)
+        else:
+            tr = _place(steps.train(config=run_config, dataset=data, base_model=base_model), "train", p,
+                        gpus=gpus, **pool)
+        trained = tr.outputs["trained"]
+        ev = _place(steps.evaluate(config=run_config, trained=trained, base_model=base_model),
+                    "evaluate", p, **pool)
+        reg = _place(steps.register(config=run_config, trained=trained, evaluation=ev.outputs["evaluation"],
+                                    dataset=data), "register", p)
+        return Outputs(registered=reg.outputs["Output"], evaluated=ev.outputs["Output"])
+
+    return dama
+
+
+def compile_pipeline(config: DamoConfig, out: str | Path) -> Path:
+    """Compile the pipeline for ``config`` to a YAML file (upload it in the Kubeflow UI)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(build_pipeline(config), str(out))
+    return out

@@ -1,0 +1,42 @@
+"""DeepSpeed config from the shipped ZeRO presets, and the lr schedule."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+
+import pytest
+import torch
+
+from damo.config import load_config
+from damo.train.engine import deepspeed_config, lr_lambda
+
+
+@pytest.mark.parametrize("name", ["zero2.json", "zero3.json"])
+def test_zero_presets_ship_as_package_data(name: str) -> None:
+    preset = json.loads((importlib.resources.files("configs") / "deepspeed" / name).read_text())
+    assert preset["zero_optimization"]["stage"] == int(name[4])
+
+
+def test_batches_accumulation_clipping_and_precision_come_from_the_config() -> None:
+    train = load_config(None, ["train.global_batch_size=16", "train.micro_batch_size=2", "train.zero_stage=3",
+                               "train.max_grad_norm=0.5", "train.num_processes=2"]).train
+    ds = deepspeed_config(train, world_size=2, dtype=torch.bfloat16)
+    assert ds["train_batch_size"] == 16 and ds["train_micro_batch_size_per_gpu"] == 2
+    assert ds["gradient_accumulation_steps"] == 4
+    assert ds["gradient_clipping"] == 0.5 and ds["bf16"] == {"enabled": True}
+    assert ds["zero_optimization"]["stage"] == 3
+    assert deepspeed_config(train, world_size=2, dtype=torch.float32)["bf16"] == {"enabled": False}
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
+    train = load_config(None, ["train.lr_schedule=cosine", "train.warmup_ratio=0.1"]).train
+    f = lr_lambda(train, total_steps=100)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.5, abs=0.02)
+    assert f(100) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_constant_schedule_is_constant() -> None:
+    f = lr_lambda(load_config(None, ["train.lr_schedule=constant", "train.warmup_ratio=0"]).train, 10)
+    assert {f(s) for s in range(10)} == {1.0}

@@ -1,0 +1,80 @@
+"""Summed response log-probs: equal to the plain full-forward computation, image encoded once per pair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from damo.data.dataset import PreferenceDataset
+from damo.models import load_model, load_processor, vision_tower
+from damo.train.batch import PairBatch, collate_pairs
+from damo.train.logps import PairLogps
+
+
+def naive_logps(model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:
+    """What every peer does: the image fed with each sequence, full-vocabulary logits everywhere."""
+    pixel_values = torch.cat([batch.pixel_values, batch.pixel_values])
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                   pixel_values=pixel_values).logits
+    token = logits[:, :-1].log_softmax(-1).gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
+    return (token * batch.response_mask[:, 1:]).sum(-1)
+
+
+@pytest.fixture()
+def setup(tiny_llava: Path, tiny_pairs: Path) -> tuple[torch.nn.Module, PairBatch]:
+    torch.manual_seed(0)
+    model = load_model(tiny_llava, "fp32")
+    rows = list(PreferenceDataset(tiny_pairs).iter_rows())[:4]
+    return model, collate_pairs(load_processor(tiny_llava), rows)
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 7, 4096])
+def test_logps_equal_the_full_forward_for_any_chunk_size(setup, chunk_tokens: int) -> None:
+    model, batch = setup
+    chosen, rejected = PairLogps(model, chunk_tokens)(batch)
+    expected = naive_logps(model, batch)
+    torch.testing.assert_close(torch.cat([chosen, rejected]), expected, atol=1e-4, rtol=1e-5)
+    assert chosen.shape == (batch.num_pairs,)
+
+
+def test_gradients_equal_the_full_forward(setup) -> None:
+    model, batch = setup
+    chosen, rejected = PairLogps(model, chunk_tokens=5)(batch)
+    (chosen.sum() - 2 * rejected.sum()).backward()
+    ours = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    expected = naive_logps(model, batch)
+    b = batch.num_pairs
+    (expected[:b].sum() - 2 * expected[b:].sum()).backward()
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(ours[name], p.grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_the_vision_tower_sees_each_pair_image_once(setup) -> None:
+    model, batch = setup
+    seen: list[int] = []
+    handle = vision_tower(model).register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    try:
+        PairLogps(model, chunk_tokens=16)(batch)
+    finally:
+        handle.remove()
+    assert seen == [batch.num_pairs]  # B images for 2B sequences
+
+
+def test_logits_are_computed_only_at_response_positions(setup) -> None:
+    model, batch = setup
+    rows_seen: list[int] = []
+    handle = model.get_output_embeddings().register_forward_hook(
+        lambda m, args, out: rows_seen.append(args[0].shape[0]))
+    try:
+        with torch.no_grad():
+            PairLogps(model, chunk_tokens=10)(batch)
+    finally:
+        handle.remove()
+    responses = int(batch.response_mask[:, 1:].sum())
+    assert sum(rows_seen) == responses
+    assert max(rows_seen) <= 10
+    assert responses < batch.attention_mask.sum() / 2  # the prompt (with image tokens) dominates

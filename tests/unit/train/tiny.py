@@ -1,0 +1,118 @@
+"""A tiny LLaVA and a tiny preference dataset, built in-process in about a second (no downloads).
+
+Used by the train/reference tests (unit and integration). The tiny world of ``damo.tinyworld``
+is the realistic one; this is the smallest thing with the real architecture and the data contract.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from damo.data.dataset import BASE_SCHEMA, DatasetWriter, extended_schema
+
+COLOURS = ["red", "green", "blue", "yellow"]
+SHAPES = ["circle", "square", "triangle"]
+EXTRA = ["dog", "cat", "tree", "car"]
+WORDS = [*COLOURS, *SHAPES, *EXTRA, "there", "is", "a", "an", "and", "the", "what", "do", "you", "see", "in",
+         "image", "."]
+IMG, PATCH = 16, 8
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}USER: {% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image>\n{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %} {% else %}ASSISTANT: {% for c in m['content'] %}{{ c['text'] }}{% endfor %}</s>"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
+    """Save a ~60k-parameter LlavaForConditionalGeneration + LlavaProcessor into ``folder``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    corpus = [" ".join(rng.choices(WORDS, k=8)) for _ in range(400)] + ["USER: ASSISTANT:"] * 20
+    specials = ["<unk>", "<pad>", "<s>", "</s>", "<image>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=320, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        extra_special_tokens={"image_token": "<image>"})
+    vcfg = CLIPVisionConfig(image_size=IMG, patch_size=PATCH, hidden_size=16, intermediate_size=32,
+                            num_hidden_layers=2, num_attention_heads=2, projection_dim=16)
+    tcfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id)
+    cfg = LlavaConfig(vision_config=vcfg, text_config=tcfg,
+                      image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+                      image_seq_length=(IMG // PATCH) ** 2, vision_feature_select_strategy="default",
+                      vision_feature_layer=-2)
+    model = LlavaForConditionalGeneration(cfg)
+    imgproc = CLIPImageProcessor(size={"shortest_edge": IMG}, crop_size={"height": IMG, "width": IMG})
+    processor = LlavaProcessor(image_processor=imgproc, tokenizer=tokenizer, patch_size=PATCH,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=CHAT_TEMPLATE)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def _png(colour: int, rng: random.Random) -> bytes:
+    arr = np.zeros((IMG, IMG, 3), dtype=np.uint8)
+    arr[..., colour % 3] = 200
+    arr += np.array([rng.randrange(0, 40) for _ in range(IMG * IMG * 3)], dtype=np.uint8).reshape(arr.shape)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def build_tiny_pairs(folder: Path, num_pairs: int = 32, validation: int = 8, seed: int = 0,
+                     with_delta: bool = True) -> Path:
+    """A scored preference dataset (``delta`` + manifest ``delta_mean``) plus a ``hardness`` column."""
+    rng = random.Random(seed)
+    fields = [pa.field("hardness", pa.string())]
+    if with_delta:
+        fields.append(pa.field("delta", pa.float64()))
+    writer = DatasetWriter(folder, schema=extended_schema(BASE_SCHEMA, fields))
+    deltas = []
+    for i in range(num_pairs):
+        c, s = rng.randrange(len(COLOURS)), rng.randrange(len(SHAPES))
+        hard = i % 2 == 1
+        wrong = COLOURS[(c + 1) % len(COLOURS)] + " " + SHAPES[s] if hard else \
+            COLOURS[c] + " " + SHAPES[s] + " and a " + rng.choice(EXTRA)
+        row = {"id": f"p{i:04d}", "split": "validation" if i >= num_pairs - validation else "train",
+               "image": _png(c, rng), "question": "what do you see", "source": "tiny-test",
+               "chosen": f"there is a {COLOURS[c]} {SHAPES[s]} .", "rejected": f"there is a {wrong} .",
+               "hardness": "hard" if hard else "easy"}
+        if with_delta:
+            row["delta"] = rng.uniform(-0.2, 0.1) if hard else rng.uniform(0.1, 0.6)
+            deltas.append(row["delta"])
+        writer.write(row)
+    if with_delta:
+        writer.statistics["delta_mean"] = {"value": float(np.mean(deltas)),
+                                           "provenance": {"computed_by": "tests.unit.train.tiny"}}
+    writer.close()
+    return folder
