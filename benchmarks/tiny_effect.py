@@ -37,34 +37,14 @@ def prepare(world: Path, work: Path, overrides: list[str]) -> Path:
     from damo.steps.score import ScorePaths
     from damo.steps.score import run as score
 
-    config = load_config("tiny", [f"score.clip_model={world / 'clip'}", "score.clip_pretrained=null",
-                                  *overrides])
+    config = load_config(
+        "tiny", [f"score.clip_model={world / 'clip'}", "score.clip_pretrained=null", *overrides]
+    )
     if not (work / "scored" / "manifest.json").is_file():
         score(config, ScorePaths(data=world / "data", out=work / "scored"))
     if not (work / "ref" / "manifest.json").is_file():
         reference(config, ReferencePaths(data=work / "scored", model=str(world / "policy"), out=work / "ref"))
     return work / "ref"
-
-
-def preference_accuracy(model_dir: Path, data: Path) -> float:
-    """Share of validation pairs on which the policy gives chosen a higher summed log-prob."""
-    import torch
-
-    from damo.data.dataset import PreferenceDataset
-    from damo.models import load_model, load_processor
-    from damo.train.batch import collate_pairs
-    from damo.train.logps import PairLogps
-
-    rows = PreferenceDataset(data).read(split="validation").to_pylist()
-    model = load_model(model_dir, "fp32").eval()
-    processor = load_processor(model_dir)
-    scorer = PairLogps(model, chunk_tokens=4096)
-    wins = 0
-    with torch.inference_mode():
-        for start in range(0, len(rows), 64):
-            chosen, rejected = scorer(collate_pairs(processor, rows[start:start + 64]))
-            wins += int((chosen > rejected).sum())
-    return wins / len(rows)
 
 
 def hallucination(model_dir: Path, world: Path, seed: int, max_new_tokens: int) -> dict[str, float]:
@@ -83,8 +63,16 @@ def hallucination(model_dir: Path, world: Path, seed: int, max_new_tokens: int) 
     pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
     out: dict[str, float] = {}
     for mode, sample in (("sampled", True), ("greedy", False)):
-        answers = generate(model, processor, pixels, [it["question"] for it in items], sample=sample,
-                           max_new_tokens=max_new_tokens, seed=seed, batch_size=64)
+        answers = generate(
+            model,
+            processor,
+            pixels,
+            [it["question"] for it in items],
+            sample=sample,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            batch_size=64,
+        )
         said = [mentioned(a) for a in answers]
         bad = [s - set(it["truth"]) for s, it in zip(said, items)]
         out[f"chair_s_{mode}"] = sum(bool(b) for b in bad) / len(items)
@@ -94,8 +82,10 @@ def hallucination(model_dir: Path, world: Path, seed: int, max_new_tokens: int) 
 
 
 def measure(model_dir: Path, data: Path, world: Path, seed: int, max_new_tokens: int) -> dict[str, float]:
-    return {"pref_acc": preference_accuracy(model_dir, data),
-            **hallucination(model_dir, world, seed, max_new_tokens)}
+    from damo.train.heldout import preference_accuracy
+
+    accuracy = preference_accuracy(model_dir, data, batch_size=64, chunk_tokens=4096, precision="fp32")
+    return {"pref_acc": accuracy, **hallucination(model_dir, world, seed, max_new_tokens)}
 
 
 def train_one(data: Path, world: Path, out: Path, arm: str, seed: int, overrides: list[str]) -> Path:
@@ -116,8 +106,11 @@ def table(results: dict[str, Any], keys: list[str]) -> str:
             lines.append(f"| {arm} | {seed} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |")
         means = {k: statistics.fmean(m[k] for m in runs.values()) for k in keys}
         sds = {k: statistics.pstdev([m[k] for m in runs.values()]) for k in keys}
-        lines.append(f"| **{arm} mean ± sd** | {len(runs)} | "
-                     + " | ".join(f"{means[k]:.3f} ± {sds[k]:.3f}" for k in keys) + " |")
+        lines.append(
+            f"| **{arm} mean ± sd** | {len(runs)} | "
+            + " | ".join(f"{means[k]:.3f} ± {sds[k]:.3f}" for k in keys)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -139,8 +132,12 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="damo-effect-"))
     data = prepare(args.world, out, args.overrides)
     before = measure(args.world / "policy", data, args.world, 0, args.max_new_tokens)
-    results: dict[str, Any] = {"world": str(args.world), "overrides": args.overrides, "before": before,
-                               "arms": {}}
+    results: dict[str, Any] = {
+        "world": str(args.world),
+        "overrides": args.overrides,
+        "before": before,
+        "arms": {},
+    }
     for arm in args.arms:
         results["arms"][arm] = {}
         for seed in args.seeds:
@@ -154,11 +151,15 @@ def main() -> None:
     print(text)
     print(f"results in {out}")
     if {"dpo", "dama"} <= set(results["arms"]):
-        mean = {arm: {k: statistics.fmean(m[k] for m in results["arms"][arm].values()) for k in keys}
-                for arm in ("dpo", "dama")}
+        mean = {
+            arm: {k: statistics.fmean(m[k] for m in results["arms"][arm].values()) for k in keys}
+            for arm in ("dpo", "dama")
+        }
         ratio = mean["dama"]["chair_s_sampled"] / max(mean["dpo"]["chair_s_sampled"], 1e-9)
-        print(f"ratio chair_s_dama_over_dpo={ratio:.3f} "
-              f"pref_acc_dama_minus_dpo={mean['dama']['pref_acc'] - mean['dpo']['pref_acc']:.3f}")
+        print(
+            f"ratio chair_s_dama_over_dpo={ratio:.3f} "
+            f"pref_acc_dama_minus_dpo={mean['dama']['pref_acc'] - mean['dpo']['pref_acc']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ class MlflowTracker(ClosingTracker):
         self.run_id: str | None = self.mlflow_run_id
         self.artifact_uri: str = run.info.artifact_uri
         self._closed = False
+        self._params: dict[str, str] = {}
         log.info("MLflow run %s (%s) at %s%s", self.mlflow_run_id, step, redact(uri),
                  f", nested in {parent_run_id}" if parent_run_id else "")
 
@@ -107,10 +108,21 @@ class MlflowTracker(ClosingTracker):
         self.client.log_text(self.mlflow_run_id, to_yaml(config), "config.yaml")
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params; a key already logged (e.g. from the resolved config) keeps its first value,
+        since MLflow refuses to change a param (a differing value is reported, not raised)."""
         from mlflow.entities import Param
 
-        self.client.log_batch(self.mlflow_run_id,
-                              params=[Param(str(k), _param_value(v)) for k, v in params.items()])
+        new: dict[str, str] = {}
+        for key, value in params.items():
+            text, old = _param_value(value), self._params.get(str(key))
+            if old is None:
+                new[str(key)] = text
+            elif old != text:
+                log.warning("param %s already logged as %r in run %s; %r not logged", key, old,
+                            self.mlflow_run_id, text)
+        if new:
+            self.client.log_batch(self.mlflow_run_id, params=[Param(k, v) for k, v in new.items()])
+            self._params |= new
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,6 @@ def upload_verified(folder: Path, files: list[str], prefix: str, config: DamoCon
     """Upload ``files`` under ``prefix`` and check each stored object; StorageError on any fault."""
     transfer = _transfer(config)
     client = storage.s3_client()
-    storage.check_bucket(prefix, client)
     digests: dict[str, storage.Digest] = {}
     for rel in files:
         digests[rel] = storage.digest(folder / rel, transfer)
@@ -126,14 +126,17 @@ def _upload_all(folder: Path, prefix: str, config: DamoConfig,
                 progress: Callable[[int], None] | None) -> tuple[dict[str, storage.Digest], dict[str, Any]]:
     files = model_files(folder)
     try:
+        storage.check_bucket(prefix)  # wrong credentials or endpoint: fail before sending anything
+    except storage.StorageError as err:
+        raise RegistryError(f"registering {folder}: nothing was uploaded and no model version was created: "
+                            f"{err}") from err
+    try:
         digests = upload_verified(folder, files, prefix, config, progress)
         manifest = _files_manifest(digests)
-        manifest_path = folder.parent / f".{folder.name}.{FILES_MANIFEST}"
-        manifest_path.write_text(json.dumps(manifest, indent=2))
-        try:
+        with tempfile.TemporaryDirectory() as tmp:
+            manifest_path = Path(tmp) / FILES_MANIFEST
+            manifest_path.write_text(json.dumps(manifest, indent=2))
             _upload_as(manifest_path, f"{prefix}/{FILES_MANIFEST}", config)
-        finally:
-            manifest_path.unlink()
     except storage.StorageError as err:
         _discard(prefix)
         raise RegistryError(f"registering {folder} failed while uploading to {prefix}; "
@@ -155,12 +158,16 @@ def _ensure_registered_model(client: Any, name: str) -> None:
 
 
 def _champion(client: Any, name: str) -> Any:
+    """The version holding ``champion``, or None (no such model or alias; an auth or server error
+    raises, it must never read as "no champion")."""
     from mlflow.exceptions import MlflowException
 
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+    except MlflowException as err:
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
 
 
 def _version_tags(config: DamoConfig, data: Path | None, metrics: Mapping[str, float],

@@ -237,6 +237,7 @@ def up(config: DamoConfig) -> StackEnv:
         state = _load_state(stack)
         creds = credentials(stack)
         ports = _ports(stack, state)
+        _check_same_ports(stack, state, ports)
         s3_url, mlflow_url = _urls(stack, ports)
         _write_server_configs(stack, creds, folder)
         commands = {"s3": _weed_command(stack, ports, folder),
@@ -259,6 +260,17 @@ def up(config: DamoConfig) -> StackEnv:
     log.info("stack up: MLflow %s, S3 %s (bucket %s); client env in %s",
              mlflow_url, s3_url, stack.bucket, folder / CLIENT_ENV_FILE)
     return StackEnv(mlflow_url, s3_url, stack.bucket, env)
+
+
+def _check_same_ports(stack: StackConfig, state: dict[str, Any], ports: Mapping[str, int]) -> None:
+    """A running stack keeps its ports: a config asking for others must not silently point elsewhere."""
+    running = [n for n, r in state["services"].items() if procs.is_running(r)]
+    moved = [n for n in ("s3", "mlflow") if state["ports"].get(n, ports[n]) != ports[n]]
+    if running and moved:
+        kept = ", ".join(f"{n} port {state['ports'][n]}" for n in moved)
+        asked = ", ".join(f"{n} port {ports[n]}" for n in moved)
+        raise StackError(f"the stack in {state_dir(stack)} runs with {kept} but the config asks for {asked}: "
+                         "use the same stack.* settings, or `damo stack down` first")
 
 
 def _wait_ready(stack: StackConfig, state: dict[str, Any], env: Mapping[str, str]) -> None:

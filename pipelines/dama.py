@@ -2,7 +2,7 @@
 
 Composition only. The run's UI parameters (data source, base model, arm, β, epochs, GPUs per node,
 model name, promotion gate, GPU node selector and tolerations) default to the config's values; the
-full config travels as YAML text (``config``), so a person can also edit any other field.
+full config travels as one line of JSON text (``config``), so a person can edit any other field.
 Cluster settings (resources, secrets, caching, retries, /dev/shm, and ``num_nodes`` > 1 for a
 multi-node TrainJob) come from ``config.pipeline`` at compile time;
 kfp.local ignores them, so the local run executes exactly this graph.

@@ -19,9 +19,10 @@ def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
     from damo.ingest import IngestError
     from damo.steps.ingest import IngestPaths
     from damo.steps.ingest import run as run_step
+    from damo.storage import StorageError
 
     try:
         return run_step(config, IngestPaths(source=args.source, out=Path(args.out)))
-    except IngestError as err:
+    except (IngestError, StorageError) as err:  # a message naming the source, not a traceback
         sys.stderr.write(f"damo ingest: {err}\n")
         return 1

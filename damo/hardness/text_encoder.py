@@ -4,7 +4,8 @@ OpenAI-style CLIP text towers (open_clip ``CLIP``: causal attention mask, featur
 token = the highest token id) give the same features whatever follows the EOT token, because no
 position attends to later ones. So the padding up to the context length (77) can be cut: a chunk of
 texts of similar length runs on ``(chunk, longest)`` tokens instead of ``(chunk, 77)``. Other towers
-(HF text encoders, non-causal) take the plain ``encode_text`` path, in the same chunks.
+(HF text encoders, non-causal) take the plain ``encode_text`` path, in the same chunks. Duplicate
+texts are encoded once.
 """
 
 from __future__ import annotations
@@ -45,8 +46,7 @@ def _encode_trimmed(model: Any, text: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def encode_texts(model: Any, tokens: torch.Tensor, chunk: int) -> torch.Tensor:
-    """L2-normalised features (T, D) of tokens (T, context), ``chunk`` texts per forward pass."""
+def _encode_sorted(model: Any, tokens: torch.Tensor, chunk: int) -> torch.Tensor:
     trim = can_trim(model)
     ends = tokens.argmax(dim=-1) + 1  # one past the EOT token (the highest id) of each text
     order = torch.argsort(ends, stable=True) if trim else torch.arange(len(tokens), device=tokens.device)
@@ -58,4 +58,14 @@ def encode_texts(model: Any, tokens: torch.Tensor, chunk: int) -> torch.Tensor:
             parts.append(model.encode_text(tokens[index]))
     features = torch.empty((len(tokens), parts[0].shape[-1]), dtype=parts[0].dtype, device=parts[0].device)
     features[order] = torch.cat(parts)
-    return F.normalize(features, dim=-1)
+    return features
+
+
+def encode_texts(model: Any, tokens: torch.Tensor, chunk: int) -> torch.Tensor:
+    """L2-normalised features (T, D) of tokens (T, context), ``chunk`` texts per forward pass.
+
+    Identical texts (a sentence shared by the chosen and the rejected answer, common when both were
+    sampled from one model) are encoded once.
+    """
+    unique, inverse = torch.unique(tokens, dim=0, return_inverse=True)
+    return F.normalize(_encode_sorted(model, unique, chunk), dim=-1)[inverse]

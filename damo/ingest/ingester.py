@@ -139,7 +139,7 @@ def _finish(
         "validation_fraction": cfg.validation_fraction,
         "split_seed": cfg.split_seed,
         "seconds": round(seconds, 3),
-        "rows_per_s": round(counts.input / max(seconds, 1e-9), 1),
+        "rows_per_s": round(counts.input / seconds, 1) if seconds else 0.0,
     }
     writer.reports["ingest"] = report
     manifest = writer.close()

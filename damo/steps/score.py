@@ -74,8 +74,8 @@ def _score(config: DamoConfig, paths: ScorePaths) -> tuple[Scorer, dict[str, Any
     stats = {
         "pairs": len(delta),
         "seconds": round(seconds, 3),
-        "pairs_per_s": len(delta) / max(seconds, 1e-9),
-        "sub_sentences_per_pair": scorer.sub_sentences / max(len(delta), 1),
+        "pairs_per_s": len(delta) / seconds if seconds else 0.0,
+        "sub_sentences_per_pair": scorer.sub_sentences / len(delta),
         **summary(delta),
     }
     writer.reports["score"] = stats

@@ -16,8 +16,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-# Processor outputs that describe the text, not the image: everything else is passed on per image.
-TEXT_KEYS = ("input_ids", "attention_mask", "pixel_values", "token_type_ids", "mm_token_type_ids")
+# Per-token processor outputs some models need over the whole sequence (Qwen-VL's M-RoPE, Gemma):
+# the prompt's values, zeros over the response and padding (as TRL builds them).
+SEQUENCE_KEYS = ("token_type_ids", "mm_token_type_ids")
+# Processor outputs that are not per-image: everything else is passed on with the image features.
+TEXT_KEYS = ("input_ids", "attention_mask", "pixel_values", *SEQUENCE_KEYS)
 
 
 @dataclass
@@ -28,6 +31,7 @@ class PairBatch:
     - ``response_mask``: (2B, T) bool, True at response tokens (the ones whose log-probs are summed);
     - ``pixel_values``: (B, ...) one image per pair, encoded once for both sequences;
     - ``image_inputs``: other per-image processor outputs (``image_sizes``, ``image_grid_thw``...), (B, ...);
+    - ``sequence_inputs``: per-token extras such as ``mm_token_type_ids``, (2B, T);
     - ``reference_*_logps``, ``delta``: (B,) float when the dataset has them.
     """
 
@@ -37,6 +41,7 @@ class PairBatch:
     response_mask: torch.Tensor
     pixel_values: torch.Tensor
     image_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    sequence_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
     reference_chosen_logps: torch.Tensor | None = None
     reference_rejected_logps: torch.Tensor | None = None
     delta: torch.Tensor | None = None
@@ -57,6 +62,7 @@ class PairBatch:
             self, input_ids=self.input_ids.to(dev), attention_mask=self.attention_mask.to(dev),
             response_mask=self.response_mask.to(dev), pixel_values=self.pixel_values.to(dev),
             image_inputs={k: v.to(dev) for k, v in self.image_inputs.items()},
+            sequence_inputs={k: v.to(dev) for k, v in self.sequence_inputs.items()},
             reference_chosen_logps=move(self.reference_chosen_logps),
             reference_rejected_logps=move(self.reference_rejected_logps), delta=move(self.delta),
         )
@@ -89,6 +95,44 @@ def _open_image(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data)).convert("RGB")
 
 
+def _pad_sequences(prompt_ids: list[list[int]], chosen: list[list[int]], rejected: list[list[int]],
+                   pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (2B, T) ``input_ids``, ``attention_mask``, ``response_mask``; chosen rows first."""
+    sequences = [p + c for p, c in zip(prompt_ids, chosen)] + [p + r for p, r in zip(prompt_ids, rejected)]
+    prompt_lens = [len(p) for p in prompt_ids] * 2
+    length = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), length), pad, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    response_mask = torch.zeros((len(sequences), length), dtype=torch.bool)
+    for i, (seq, start) in enumerate(zip(sequences, prompt_lens)):
+        input_ids[i, : len(seq)] = torch.tensor(seq)
+        attention_mask[i, : len(seq)] = 1
+        response_mask[i, start: len(seq)] = True
+    return input_ids, attention_mask, response_mask
+
+
+def _sequence_inputs(encoded: Any, shape: torch.Size) -> dict[str, torch.Tensor]:
+    """Per-token extras over the (2B, T) sequences: the prompt's values, zeros after it."""
+    out = {}
+    pairs = shape[0] // 2
+    for key in SEQUENCE_KEYS:
+        if key not in encoded:
+            continue
+        values = torch.zeros(shape, dtype=torch.long)
+        for i, (row, mask) in enumerate(zip(encoded[key], encoded["attention_mask"])):
+            prompt_values = row[mask.bool()]
+            values[i, : len(prompt_values)] = prompt_values
+            values[pairs + i, : len(prompt_values)] = prompt_values
+        out[key] = values
+    return out
+
+
+def _float_column(rows: Sequence[dict[str, Any]], name: str) -> torch.Tensor | None:
+    if name not in rows[0] or rows[0][name] is None:
+        return None
+    return torch.tensor([float(r[name]) for r in rows], dtype=torch.float64)
+
+
 def collate_pairs(processor: Any, rows: Sequence[dict[str, Any]]) -> PairBatch:
     """Tokenize ``rows`` (dataset records) into a :class:`PairBatch`."""
     tokenizer = processor.tokenizer
@@ -104,27 +148,14 @@ def collate_pairs(processor: Any, rows: Sequence[dict[str, Any]]) -> PairBatch:
     # Padding side differs between processors: the attention mask says which ids are the prompt.
     prompt_ids = [ids[mask.bool()].tolist()
                   for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
-    sequences = [p + c for p, c in zip(prompt_ids, chosen)] + [p + r for p, r in zip(prompt_ids, rejected)]
-    prompt_lens = [len(p) for p in prompt_ids] * 2
-    length = max(len(s) for s in sequences)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    input_ids = torch.full((len(sequences), length), pad, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    response_mask = torch.zeros((len(sequences), length), dtype=torch.bool)
-    for i, (seq, start) in enumerate(zip(sequences, prompt_lens)):
-        input_ids[i, : len(seq)] = torch.tensor(seq)
-        attention_mask[i, : len(seq)] = 1
-        response_mask[i, start: len(seq)] = True
-    image_inputs = {k: torch.as_tensor(v) for k, v in encoded.items() if k not in TEXT_KEYS}
-
-    def column(name: str) -> torch.Tensor | None:
-        if name not in rows[0] or rows[0][name] is None:
-            return None
-        return torch.tensor([float(r[name]) for r in rows], dtype=torch.float64)
-
+    input_ids, attention_mask, response_mask = _pad_sequences(prompt_ids, chosen, rejected, pad)
     return PairBatch(
         ids=[str(r["id"]) for r in rows], input_ids=input_ids, attention_mask=attention_mask,
         response_mask=response_mask, pixel_values=torch.as_tensor(encoded["pixel_values"]),
-        image_inputs=image_inputs, reference_chosen_logps=column("reference_chosen_logps"),
-        reference_rejected_logps=column("reference_rejected_logps"), delta=column("delta"),
+        image_inputs={k: torch.as_tensor(v) for k, v in encoded.items() if k not in TEXT_KEYS},
+        sequence_inputs=_sequence_inputs(encoded, input_ids.shape),
+        reference_chosen_logps=_float_column(rows, "reference_chosen_logps"),
+        reference_rejected_logps=_float_column(rows, "reference_rejected_logps"),
+        delta=_float_column(rows, "delta"),
     )

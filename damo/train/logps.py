@@ -57,6 +57,7 @@ class PairLogps(nn.Module):
         image = hf.get_image_features(pixel_values=pixel_values, return_dict=True, **batch.image_inputs)
         image.pooler_output = _doubled(image.pooler_output)
         extra = {k: torch.cat([v, v], dim=0) for k, v in batch.image_inputs.items()}
+        extra.update(batch.sequence_inputs)
         out = hf.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                        mm_encoder_outputs={"image": image}, use_cache=False, **extra)
         return out.last_hidden_state

@@ -48,6 +48,7 @@ def test_steps_of_one_pipeline_run_nest_under_one_parent(sqlite_uri: str, tmp_pa
         for step, value in (("score", 0.25), ("train", 0.5)):
             with open_tracker(config, step) as tracker:
                 tracker.log_params({"rows": 10})
+                tracker.log_params({"rows": 10, "train.epochs": 99})  # same value: fine; changed: kept
                 tracker.log_metrics({"loss": value}, step=3)
                 tracker.log_artifact(report, "reports")
     assert PARENT_RUN_ENV not in os.environ
@@ -60,6 +61,7 @@ def test_steps_of_one_pipeline_run_nest_under_one_parent(sqlite_uri: str, tmp_pa
     assert train.info.status == "FINISHED"
     assert train.data.params["train.loss.beta"] == str(config.train.loss.beta)  # the resolved config
     assert train.data.params["rows"] == "10" and train.data.metrics["loss"] == 0.5
+    assert train.data.params["train.epochs"] == str(config.train.epochs)
     assert [a.path for a in client.list_artifacts(train.info.run_id, "reports")] == ["reports/report.md"]
     assert "config.yaml" in [a.path for a in client.list_artifacts(train.info.run_id)]
     parent_run = client.get_run(parent)

@@ -191,7 +191,11 @@ def test_mmhal_accepts_its_own_template_filled_with_model_answers(tmp_path: Path
     template = _mmhal_data(tmp_path)
     rows = json.loads(template.read_text())
     filled = [{**row, "model_answer": f"answer {n}"} for n, row in enumerate(rows)]
-    ctx = context(tmp_path, [f"evaluate.data.mmhal_bench={template}", *judge_overrides(judge_server)])
+    prompt_file = tmp_path / "published_prompt.txt"  # a replacement prompt, as the published one would be
+    prompt_file.write_text("Objects: {image_content}\nQ: {question}\nRef: {gt_answer}\nResponse: {response}")
+    ctx = context(tmp_path, [f"evaluate.data.mmhal_bench={template}", *judge_overrides(judge_server),
+                             f"evaluate.judge.mmhal_prompt={prompt_file}"])
     m = mmhal.score(ctx, mmhal.load_items(ctx), filled, "mmhal_bench")
     assert (m["rated"], m["average"]) == (3, 4.0)  # the fake judge's default reply: "Rating: 4"
-    assert judge_server.requests[2]["body"]["messages"][-1]["content"].endswith("answer 2\n")
+    assert judge_server.requests[2]["body"]["messages"][-1]["content"] == (
+        "Objects: Fire hydrant, Tree\nQ: Question 2?\nRef: Answer 2.\nResponse: answer 2")

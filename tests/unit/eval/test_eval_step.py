@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import torch
 from evalfiles import context, png, write_json, write_jsonl
 
 from damo.cli import main
@@ -120,6 +121,16 @@ def test_an_answer_for_an_unknown_item_is_an_error(tmp_path: Path) -> None:
         run(config, EvaluatePaths(out=tmp_path / "eval", answers=answers))
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the tiny model: on this shared 2-core box, 3× faster than two (contention)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_generates_with_a_tiny_llava_compares_with_baseline_and_resumes(tmp_path: Path,
                                                                         tiny_world_quick: Path) -> None:
     """The untrained tiny world's policy as model and baseline: both columns, decodings recorded; the

@@ -36,7 +36,11 @@ def build_tiny_clip(seed: int = 0) -> open_clip.CLIP:
 @pytest.fixture(scope="session")
 def clip_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``open_clip_config.json`` + ``open_clip_model.safetensors``: the tiny world's ``clip/`` layout."""
-    folder = tmp_path_factory.mktemp("clip")
+    return make_clip_folder(tmp_path_factory.mktemp("clip"))
+
+
+def make_clip_folder(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     preprocess = {"mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)}
     (folder / "open_clip_config.json").write_text(
         json.dumps({"model_cfg": MODEL_CFG, "preprocess_cfg": preprocess})
@@ -92,6 +96,10 @@ def pair_rows(n: int) -> list[dict[str, Any]]:
 @pytest.fixture
 def small_dataset(tmp_path: Path) -> Path:
     """20 pairs in shards of 7 rows, with an extra ``hardness`` column that scoring must carry."""
+    return make_small_dataset(tmp_path)
+
+
+def make_small_dataset(tmp_path: Path) -> Path:
     schema = BASE_SCHEMA.append(pa.field("hardness", pa.string()))
     writer = DatasetWriter(tmp_path / "data", schema=schema, shard_rows=7)
     for row in pair_rows(20):

@@ -12,11 +12,18 @@ from tests.unit.hardness.conftest import CONTEXT, build_tiny_clip
 def test_trimmed_length_sorted_chunks_equal_plain_encode_text():
     model = build_tiny_clip()
     assert can_trim(model)
-    texts = ["a", "a red square", "there is a blue circle and a green", "dog", "the cat sits on the mat"]
+    texts = [
+        "a",
+        "a red square",
+        "there is a blue circle and a green",
+        "dog",
+        "the cat sits on the mat",
+        "dog",
+    ]
     tokens = open_clip.SimpleTokenizer(context_length=CONTEXT)(texts)
     with torch.inference_mode():
         plain = model.encode_text(tokens, normalize=True)
-        for chunk in (1, 2, 5):
+        for chunk in (1, 2, 6):
             torch.testing.assert_close(encode_texts(model, tokens, chunk), plain, atol=1e-5, rtol=1e-5)
 
 

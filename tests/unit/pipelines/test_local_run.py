@@ -88,12 +88,26 @@ def test_a_built_world_is_reused_only_with_the_same_settings(tiny_world_quick: P
         ensure_tiny_world(load_config("tiny", [*QUICK_WORLD, "tiny_world.num_pairs=128"]), tiny_world_quick)
 
 
-def test_a_missing_world_is_built_in_place_and_a_foreign_folder_refused(tmp_path: Path) -> None:
+def test_a_missing_world_is_built_in_place_and_a_foreign_folder_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from damo.steps import tiny_world
     from damo.steps.local_run import ensure_tiny_world, tiny_world_is_built
 
+    built: list[Path] = []
+
+    def build(config: object, paths: tiny_world.TinyWorldPaths) -> dict[str, str]:
+        """Stands in for the (minutes-long) build: the layout ensure_tiny_world checks."""
+        assert paths.out != world and not any(paths.out.iterdir()), "builds in an empty temporary folder"
+        for sub in ("data", "policy"):
+            (paths.out / sub).mkdir()
+        (paths.out / "world.json").write_text("{}")
+        built.append(paths.out)
+        return {}
+
+    monkeypatch.setattr(tiny_world, "run", build)
     world = tmp_path / "world"
     assert ensure_tiny_world(load_config("tiny", QUICK_WORLD), world) == world
-    assert tiny_world_is_built(world)
+    assert tiny_world_is_built(world) and len(built) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["world"]  # no temporary folder left behind
     foreign = tmp_path / "mine"
     foreign.mkdir()

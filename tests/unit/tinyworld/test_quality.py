@@ -23,7 +23,9 @@ def test_pretrained_world_has_a_useful_clip_and_a_hallucinating_policy(tiny_worl
     assert clip["clip_retrieval_accuracy_easy"] > 0.9
     assert clip["clip_pair_accuracy"] > 0.85
     # Policy: describes images (some exact answers) but hallucinates under sampling, in a window
-    # where preference optimisation can show an effect either way.
-    assert 0.1 < sampled["chair_s"] < 0.8
-    assert sampled["extra_object_rate"] > 0.1
+    # where preference optimisation can show an effect either way: the noisy-caption prior (extra
+    # objects) survives sampling, while greedy decoding hides it (notes/tiny-world-probe.md).
     assert greedy["exact_rate"] > 0.2
+    assert 0.1 < sampled["chair_i"] < 0.8
+    assert 0.1 < sampled["extra_object_rate"] < 0.8
+    assert greedy["extra_object_rate"] < sampled["extra_object_rate"]

@@ -78,3 +78,26 @@ def test_logits_are_computed_only_at_response_positions(setup) -> None:
     assert sum(rows_seen) == responses
     assert max(rows_seen) <= 10
     assert responses < batch.attention_mask.sum() / 2  # the prompt (with image tokens) dominates
+
+
+def test_another_architecture_qwen2_vl_gets_the_same_treatment(tmp_path: Path, tiny_pairs: Path) -> None:
+    from tests.unit.train.tiny import build_tiny_qwen2vl
+
+    folder = build_tiny_qwen2vl(tmp_path / "qwen2vl")
+    model = load_model(folder, "fp32")
+    batch = collate_pairs(load_processor(folder), list(PreferenceDataset(tiny_pairs).iter_rows())[:3])
+    assert "mm_token_type_ids" in batch.sequence_inputs  # M-RoPE needs it over the whole sequence
+    seen: list[int] = []
+    handle = vision_tower(model).register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    try:
+        chosen, rejected = PairLogps(model, chunk_tokens=7)(batch)
+    finally:
+        handle.remove()
+    assert seen == [batch.pixel_values.shape[0]]  # the patches of B images, once
+    extra = {k: torch.cat([v, v]) for k, v in batch.image_inputs.items()}
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                   pixel_values=torch.cat([batch.pixel_values, batch.pixel_values]),
+                   **extra, **batch.sequence_inputs).logits
+    token = logits[:, :-1].log_softmax(-1).gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
+    expected = (token * batch.response_mask[:, 1:]).sum(-1)
+    torch.testing.assert_close(torch.cat([chosen, rejected]), expected, atol=1e-4, rtol=1e-5)
