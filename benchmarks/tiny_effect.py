@@ -5,12 +5,15 @@ Usage: ``python benchmarks/tiny_effect.py [--world DIR] [--seeds 0 1 2] [--arms 
 The tiny world (built and cached under ``.cache/tiny-world`` when ``--world`` is not given) goes
 through the real steps: ``score`` (CLIP δ), ``reference``, then ``train`` once per arm and seed with
 the ``tiny`` preset. Each policy, and the SFT policy it started from, is measured on
-- held-out preference accuracy: the share of validation pairs with logp(chosen) > logp(rejected);
+- held-out preference (``damo.train.heldout``): the share of validation pairs with
+  logp(chosen) > logp(rejected) (``pref_acc``), with a positive log-ratio margin against the reference
+  (``reward_acc``; the SFT policy scores 0.5), and the mean logp(chosen) − logp(rejected) (``margin``);
 - hallucination on the world's benchmark images (held out from training): CHAIR-style rates over the
   world's vocabulary, ``chair_s`` (answers with a word absent from the image) and ``chair_i`` (share
   of mentioned words absent), sampled at temperature 1 and greedy.
 Writes ``effect.json`` and ``effect.md`` (the table) in ``--out``; ends with
-``ratio chair_s_dama_over_dpo=<...> pref_acc_dama_minus_dpo=<...>`` (means over seeds).
+``ratio chair_s_dama_over_dpo=<...> extra_object_dama_over_dpo=<...> reward_acc_dama_minus_dpo=<...>``
+(means over seeds).
 """
 
 from __future__ import annotations
@@ -82,10 +85,11 @@ def hallucination(model_dir: Path, world: Path, seed: int, max_new_tokens: int) 
 
 
 def measure(model_dir: Path, data: Path, world: Path, seed: int, max_new_tokens: int) -> dict[str, float]:
-    from damo.train.heldout import preference_accuracy
+    from damo.train.heldout import heldout_preference
 
-    accuracy = preference_accuracy(model_dir, data, batch_size=64, chunk_tokens=4096, precision="fp32")
-    return {"pref_acc": accuracy, **hallucination(model_dir, world, seed, max_new_tokens)}
+    held = heldout_preference(model_dir, data, batch_size=64, chunk_tokens=4096, precision="fp32")
+    return {"pref_acc": held["accuracy"], "reward_acc": held["reward_accuracy"], "margin": held["margin"],
+            **hallucination(model_dir, world, seed, max_new_tokens)}
 
 
 def train_one(data: Path, world: Path, out: Path, arm: str, seed: int, overrides: list[str]) -> Path:
@@ -144,7 +148,8 @@ def main() -> None:
             model = train_one(data, args.world, out / f"{arm}-seed{seed}", arm, seed, args.overrides)
             results["arms"][arm][seed] = measure(model, data, args.world, seed, args.max_new_tokens)
             print(arm, seed, results["arms"][arm][seed], flush=True)
-    keys = ["pref_acc", "chair_s_sampled", "chair_i_sampled", "extra_object_sampled", "chair_s_greedy"]
+    keys = ["pref_acc", "reward_acc", "margin", "chair_s_sampled", "chair_i_sampled", "extra_object_sampled",
+            "chair_s_greedy", "chair_i_greedy"]
     text = table(results, keys)
     (out / "effect.json").write_text(json.dumps(results, indent=2))
     (out / "effect.md").write_text(text + "\n")
@@ -156,10 +161,9 @@ def main() -> None:
             for arm in ("dpo", "dama")
         }
         ratio = mean["dama"]["chair_s_sampled"] / max(mean["dpo"]["chair_s_sampled"], 1e-9)
-        print(
-            f"ratio chair_s_dama_over_dpo={ratio:.3f} "
-            f"pref_acc_dama_minus_dpo={mean['dama']['pref_acc'] - mean['dpo']['pref_acc']:.3f}"
-        )
+        extra = mean["dama"]["extra_object_sampled"] / max(mean["dpo"]["extra_object_sampled"], 1e-9)
+        print(f"ratio chair_s_dama_over_dpo={ratio:.3f} extra_object_dama_over_dpo={extra:.3f} "
+              f"reward_acc_dama_minus_dpo={mean['dama']['reward_acc'] - mean['dpo']['reward_acc']:.3f}")
 
 
 if __name__ == "__main__":

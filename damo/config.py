@@ -304,6 +304,8 @@ class StackConfig(Section):
 class StepResources(Section):
     """Kubernetes resources of one pipeline task (Kubernetes quantity strings)."""
 
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)  # cpu=16
+
     cpu: str = "2"
     memory: str = "8Gi"
     gpus: int = Field(0, ge=0)  # fixed GPU count; the train step takes `train.num_processes`
@@ -322,7 +324,6 @@ class TrainJobConfig(Section):
 
 def _default_resources() -> dict[str, StepResources]:
     return {
-        "tiny_world": StepResources(cpu="2", memory="4Gi"),
         "ingest": StepResources(cpu="4", memory="16Gi"),
         "score": StepResources(cpu="8", memory="32Gi", gpus=1),
         "reference": StepResources(cpu="8", memory="64Gi", gpus=1),
@@ -360,6 +361,23 @@ class PipelineConfig(Section):
     trainjob: TrainJobConfig = Field(default_factory=TrainJobConfig)
     kfp_experiment: str = "damo"
     service_account: str = "damo-pipeline"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_resources(cls, data: Any) -> Any:
+        """``resources`` entries override the defaults per step and field (``--set
+        pipeline.resources.train.cpu=16`` keeps every other default); unknown steps are refused."""
+        if not isinstance(data, dict) or not isinstance(data.get("resources"), dict):
+            return data
+        defaults = _default_resources()
+        unknown = sorted(set(data["resources"]) - set(defaults))
+        if unknown:
+            raise ValueError(f"pipeline.resources: unknown steps {unknown}; steps: {sorted(defaults)}")
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in defaults.items()}
+        for step, given in data["resources"].items():
+            fields = given.model_dump(exclude_unset=True) if isinstance(given, BaseModel) else given
+            merged[step] = {**merged[step], **fields}
+        return {**data, "resources": merged}
 
 
 # --------------------------------------------------------------------------- root

@@ -1,5 +1,7 @@
 """The effect DAMA training exists for, on the pre-trained tiny world: after training, the policy
-ranks chosen over rejected on held-out pairs more often than the SFT policy it started from.
+ranks chosen over rejected on held-out pairs more often than the SFT policy it started from — by its
+log-ratio margin against that SFT (reference) policy, DPO's eval reward accuracy — and separates them by
+a wider log-prob margin.
 
 (One seed, one arm; ``benchmarks/tiny_effect.py`` measures dpo vs dama over several seeds, with
 hallucination rates.)"""
@@ -17,7 +19,7 @@ from damo.steps.reference import run as reference
 from damo.steps.score import ScorePaths
 from damo.steps.score import run as score
 from damo.steps.train import TrainPaths, run
-from damo.train.heldout import preference_accuracy
+from damo.train.heldout import heldout_preference
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +46,9 @@ def test_dama_training_raises_held_out_preference_accuracy(tiny_world: Path, tmp
     policy = str(tiny_world / "policy")
     result = run(config, TrainPaths(data=tmp_path / "ref", model=policy, out=tmp_path / "out"))
 
-    def accuracy(model: Path) -> float:
-        return preference_accuracy(model, tmp_path / "ref", batch_size=64, chunk_tokens=4096)
+    def measure(model: Path) -> dict[str, float]:
+        return heldout_preference(model, tmp_path / "ref", batch_size=64, chunk_tokens=4096)
 
-    before, after = accuracy(tiny_world / "policy"), accuracy(Path(result["model"]))
-    assert after > before + 0.05, (before, after)
+    before, after = measure(tiny_world / "policy"), measure(Path(result["model"]))
+    assert after["reward_accuracy"] > before["reward_accuracy"] + 0.1, (before, after)
+    assert after["margin"] > before["margin"] + 1.0, (before, after)  # nats, summed over the answer
