@@ -104,7 +104,9 @@ def main() -> None:
             ],
         )
         data = write_dataset(root / "data", args.pairs)
+        torch.manual_seed(0)  # a named model with random weights: the same weights in both runs
         ours = run(config, ScorePaths(data, root / "scored"))
+        torch.manual_seed(0)
         clip = load_clip(config.score)
         naive(clip, config, data) if clip.device.type != "cpu" else None  # GPU warm-up (kernels, allocator)
         naive_rate, naive_deltas = naive(clip, config, data)

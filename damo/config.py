@@ -77,7 +77,8 @@ class IngestConfig(Section):
 
     # Reader by name (damo.ingest.readers.READERS); "auto" picks one from the files found.
     format: Literal["auto", "rlaif_v", "dama_json", "hf_datasets"] = "auto"
-    # dama_json only: the image folder (local or s3://); relative → beside the JSON; None → the JSON's folder.
+    # Folder (local or s3://) of images that rows name by path (DAMA JSON; parquet/arrow rows without
+    # bytes); relative → beside the data file; None → the JSON's own folder (parquet/arrow: none).
     image_folder: str | None = None
     # Share of pairs put in "validation", chosen by a seeded hash of the pair id (stable under reordering).
     validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
@@ -373,10 +374,11 @@ class PipelineConfig(Section):
         unknown = sorted(set(data["resources"]) - set(defaults))
         if unknown:
             raise ValueError(f"pipeline.resources: unknown steps {unknown}; steps: {sorted(defaults)}")
-        merged: dict[str, Any] = {k: v.model_dump() for k, v in defaults.items()}
+        merged: dict[str, Any] = dict(defaults)
         for step, given in data["resources"].items():
-            fields = given.model_dump(exclude_unset=True) if isinstance(given, BaseModel) else given
-            merged[step] = {**merged[step], **fields}
+            # a validated entry (re-validation on assignment) stays; a mapping fills in the defaults and
+            # is validated by the field itself, so errors keep their path (pipeline.resources.<step>...)
+            merged[step] = given if isinstance(given, BaseModel) else {**defaults[step].model_dump(), **given}
         return {**data, "resources": merged}
 
 

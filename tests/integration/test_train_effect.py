@@ -23,8 +23,8 @@ from damo.train.heldout import heldout_preference
 
 pytestmark = pytest.mark.integration
 
-STEPS = 60  # of 8 pairs each: one epoch of the subset below
-TRAIN_PAIRS, VALIDATION_PAIRS = 480, 160  # a subset of the world's pairs keeps scoring and reference short
+STEPS = 40  # of 8 pairs each: one epoch of the subset below
+TRAIN_PAIRS, VALIDATION_PAIRS = 320, 128  # a subset of the world's pairs keeps scoring and reference short
 
 
 def subset(world: Path, out: Path) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from damo.config import load_config
+from damo.config import ConfigError, load_config
 from damo.steps.pipeline_io import RUN_PARAMETERS, config_from_yaml
 from pipelines.dama import MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
 
@@ -166,3 +166,14 @@ def test_golden_pipeline_loads_back_as_a_component() -> None:
     loaded = components.load_component_from_file(str(GOLDEN))
     assert loaded.platform_spec.platforms["kubernetes"]
     assert set(loaded.component_spec.outputs) == {"registered", "evaluated"}
+
+
+def test_a_resource_override_changes_only_its_field(compile_preset: Any) -> None:
+    spec, _ = compile_preset("llava15_7b", "pipeline.resources.train.memory=128Gi",
+                             "pipeline.resources.score.cpu=4")
+    assert resources(spec, "train")["resourceMemoryLimit"] == "128Gi"
+    assert resources(spec, "train")["resourceCpuRequest"] == "32"  # the default kept
+    assert resources(spec, "score")["resourceCpuRequest"] == "4"
+    assert resources(spec, "reference")["resourceMemoryLimit"] == "64Gi"
+    with pytest.raises(ConfigError, match=r"unknown steps \['trian'\]"):
+        load_config("llava15_7b", ["pipeline.resources.trian.cpu=4"])
