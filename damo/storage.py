@@ -62,8 +62,8 @@ def download(uri: str, dest: str | Path) -> Path:
     dest = Path(dest)
     client = s3_client()
     try:
-        keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-                for o in page.get("Contents", [])]
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
         if not keys:
             raise StorageError(f"{uri}: no such object or prefix")
         single = keys == [key]

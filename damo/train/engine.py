@@ -45,10 +45,20 @@ def init_distributed() -> tuple[int, int]:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        if "RANK" not in os.environ:
-            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR=LOOPBACK,
-                              MASTER_PORT=str(_free_port()))
-        deepspeed.init_distributed(dist_backend=device.dist_backend())
+        if "RANK" in os.environ:
+            deepspeed.init_distributed(dist_backend=device.dist_backend())
+        else:
+            # Set only for the init: left in os.environ they would make every subprocess this process
+            # starts (a `damo train` under test, the workers of a launch) join this one-rank group.
+            # LOCAL_RANK stays: DeepSpeed's engine reads it, and no launcher trusts an inherited one.
+            os.environ.setdefault("LOCAL_RANK", "0")
+            lone = {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": LOOPBACK, "MASTER_PORT": str(_free_port())}
+            os.environ.update(lone)
+            try:
+                deepspeed.init_distributed(dist_backend=device.dist_backend())
+            finally:
+                for key in lone:
+                    os.environ.pop(key, None)
     return dist.get_rank(), dist.get_world_size()
 
 
