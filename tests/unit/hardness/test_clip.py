@@ -1,4 +1,4 @@
-"""Loading the scoring CLIP: an hf-hub-layout folder, a name + checkpoint file, local or s3://."""
+"""Loading the scoring CLIP: an hf-hub-layout folder, a name + checkpoint file (s3://: integration tier)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import torch
 from damo.config import ScoreConfig
 from damo.hardness.clip import ClipLoadError, load_clip
 from tests.unit.hardness.conftest import CONTEXT, MODEL_CFG, build_tiny_clip
-from tests.unit.ingest.fake_s3 import FakeS3
 
 
-def _same_weights(model: torch.nn.Module, reference: torch.nn.Module) -> bool:
+def same_weights(model: torch.nn.Module, reference: torch.nn.Module) -> bool:
     ours, theirs = model.state_dict(), reference.state_dict()
     return ours.keys() == theirs.keys() and all(torch.equal(ours[k].float(), theirs[k].float()) for k in ours)
 
@@ -23,17 +22,9 @@ def _same_weights(model: torch.nn.Module, reference: torch.nn.Module) -> bool:
 def test_folder_in_hf_hub_layout(clip_folder: Path):
     clip = load_clip(ScoreConfig(clip_model=str(clip_folder), clip_pretrained=None))
     assert clip.context_length == CONTEXT
-    assert _same_weights(clip.model, build_tiny_clip())
+    assert same_weights(clip.model, build_tiny_clip())
     assert not any(p.requires_grad for p in clip.model.parameters())
     assert clip.provenance["clip_model"] == str(clip_folder) and len(clip.provenance["weights_sha256"]) == 64
-
-
-def test_folder_from_s3(clip_folder: Path, monkeypatch):
-    s3 = FakeS3()
-    s3.put_tree("models", "clip", clip_folder)
-    monkeypatch.setattr("damo.storage.s3_client", lambda: s3)
-    clip = load_clip(ScoreConfig(clip_model="s3://models/clip", clip_pretrained=None))
-    assert _same_weights(clip.model, build_tiny_clip())
 
 
 @pytest.fixture
@@ -45,19 +36,13 @@ def registered_tiny_name(tmp_path: Path) -> str:
     return "DamoTinyTest"
 
 
-def test_name_with_checkpoint_file_local_and_s3(registered_tiny_name: str, tmp_path: Path, monkeypatch):
+def test_name_with_checkpoint_file(registered_tiny_name: str, tmp_path: Path):
     reference = build_tiny_clip(seed=3)
     torch.save(reference.state_dict(), tmp_path / "weights.pt")
     local = load_clip(
         ScoreConfig(clip_model=registered_tiny_name, clip_pretrained=str(tmp_path / "weights.pt"))
     )
-    assert _same_weights(local.model, reference)
-    s3 = FakeS3({"bucket/ckpt/weights.pt": (tmp_path / "weights.pt").read_bytes()})
-    monkeypatch.setattr("damo.storage.s3_client", lambda: s3)
-    remote = load_clip(
-        ScoreConfig(clip_model=registered_tiny_name, clip_pretrained="s3://bucket/ckpt/weights.pt")
-    )
-    assert _same_weights(remote.model, reference)
+    assert same_weights(local.model, reference)
 
 
 def test_errors_name_what_was_asked_for(clip_folder: Path, tmp_path: Path):

@@ -143,31 +143,3 @@ def test_unknown_layout_asks_for_a_format(tmp_path: Path):
         ingest(str(tmp_path / "src"), tmp_path / "out", IngestConfig())
 
 
-def test_s3_prefix_is_ingested_like_a_local_folder(mixed_jsonl: Path, tmp_path: Path, monkeypatch):
-    from tests.unit.ingest.fake_s3 import FakeS3
-
-    s3 = FakeS3()
-    s3.put_tree("bucket", "raw", mixed_jsonl.parent)
-    monkeypatch.setattr("damo.storage.s3_client", lambda: s3)
-    cfg = IngestConfig(image_folder="images", max_image_pixels=1_000_000)
-    remote = ingest("s3://bucket/raw", tmp_path / "remote", cfg)
-    local = ingest(str(mixed_jsonl.parent), tmp_path / "local", cfg)
-    for key in ("input_rows", "kept", "quarantined_by_reason", "checksum"):
-        assert remote[key] == local[key]
-    assert "ListObjectsV2" in s3.calls
-
-
-def test_wrong_s3_credentials_give_a_clear_error(tmp_path: Path, monkeypatch):
-    from tests.unit.ingest.fake_s3 import FakeS3
-
-    monkeypatch.setattr("damo.storage.s3_client", lambda: FakeS3(fail_with="InvalidAccessKeyId"))
-    with pytest.raises(IngestError, match=r"s3://bucket/raw.*rejected the credentials.*AWS_ACCESS_KEY_ID"):
-        ingest("s3://bucket/raw", tmp_path / "out", IngestConfig())
-
-
-def test_missing_s3_prefix_fails_naming_it(tmp_path: Path, monkeypatch):
-    from tests.unit.ingest.fake_s3 import FakeS3
-
-    monkeypatch.setattr("damo.storage.s3_client", lambda: FakeS3({"bucket/other/x.parquet": b""}))
-    with pytest.raises(IngestError, match=r"s3://bucket/raw does not exist"):
-        ingest("s3://bucket/raw", tmp_path / "out", IngestConfig())
