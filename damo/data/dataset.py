@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 SCHEMA_VERSION = 1
@@ -193,7 +194,7 @@ class PreferenceDataset:
             pf = pq.ParquetFile(self.folder / shard["path"])
             for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
                 if split is not None:
-                    mask = pa.compute.equal(batch.column("split"), split)
+                    mask = pc.equal(batch.column("split"), split)
                     batch = batch.filter(mask)
                     if batch.num_rows == 0:
                         continue

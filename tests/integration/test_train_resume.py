@@ -21,7 +21,7 @@ from tests.unit.train.tiny import build_tiny_llava, build_tiny_pairs
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = ["train.global_batch_size=4", "train.micro_batch_size=2", "train.max_steps=24",
+SETTINGS = ["train.global_batch_size=4", "train.micro_batch_size=2", "train.max_steps=40",
             "train.save_steps=4",
             "train.logging_steps=1", "train.learning_rate=1e-3", "train.lr_schedule=cosine",
             "train.warmup_ratio=0.2", "train.loss.arm=dama", "train.keep_checkpoints=2"]
@@ -60,7 +60,7 @@ def test_sigkill_then_resume_continues_the_uninterrupted_losses(tmp_path: Path) 
     stdout, _ = resumed.communicate(timeout=START_TIMEOUT_S)
     assert resumed.returncode == 0
     result = json.loads(stdout.decode().strip().splitlines()[-1])
-    assert 4 <= result["resumed_from"] < 24
+    assert 4 <= result["resumed_from"] < 40
 
     run(load_config("tiny", SETTINGS), TrainPaths(data=data, model=str(model), out=tmp_path / "straight"))
     straight = history(tmp_path / "straight")
