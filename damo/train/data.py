@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.compute  # noqa: F401  (PreferenceDataset's split filter uses pa.compute)
 import torch
 
 from damo.config import TrainConfig
