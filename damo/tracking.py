@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -53,11 +54,11 @@ class Tracker(Protocol):
                  tb: TracebackType | None) -> None: ...
 
 
-class ClosingTracker:
+class ClosingTracker(ABC):
     """``with open_tracker(...) as t:`` closes the run FINISHED, or FAILED when the body raises."""
 
-    def close(self, status: str = "FINISHED") -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self, status: str = "FINISHED") -> None: ...
 
     def __enter__(self) -> Any:
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,21 +19,22 @@ from damo import storage
 from damo.ingest.records import IngestError
 
 
-class Source:
+class Source(ABC):
     """Files under a location. ``files`` are absolute paths or ``s3://`` URIs, sorted."""
 
     uri: str
     is_file: bool
 
-    def files(self) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def files(self) -> list[str]: ...
 
+    @abstractmethod
     def local(self, file: str) -> Any:  # a context manager giving a local Path
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def read_bytes(self, file: str) -> bytes:
         """The file's bytes; FileNotFoundError when absent."""
-        raise NotImplementedError
 
     def relative(self, file: str) -> str:
         """``file`` relative to the source (its own name when the source is one file)."""
