@@ -23,7 +23,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from damo.config import TinyWorldConfig
-from damo.tinyworld.optim import warmup_cosine
+from damo.tinyworld.optim import fit
 from damo.tinyworld.pairs import rejection
 from damo.tinyworld.vocab import Scene, describe
 
@@ -71,11 +71,8 @@ def train_clip(model: open_clip.CLIP, tokenizer: Tokenizer, pixels: torch.Tensor
     """
     rng = random.Random(f"clip-{seed}")
     torch.manual_seed(seed)
-    optimizer, schedule = warmup_cosine(model.parameters(), cfg.clip_learning_rate, cfg.clip_steps,
-                                        cfg.warmup_ratio)
-    model.train()
-    losses = []
-    for step in range(cfg.clip_steps):
+
+    def batch_loss() -> torch.Tensor:
         idx = [rng.randrange(len(scenes)) for _ in range(cfg.clip_batch_size)]
         positives = [describe(scenes[i]) for i in idx]
         negatives = [rejection(scenes[i], rng, cfg.hard_fraction).text for i in idx]
@@ -83,16 +80,9 @@ def train_clip(model: open_clip.CLIP, tokenizer: Tokenizer, pixels: torch.Tensor
         text_features = model.encode_text(tokenizer(positives + negatives), normalize=True)
         logits = model.logit_scale.exp() * image_features @ text_features.T
         target = torch.arange(len(idx))
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(idx)].T, target)) / 2
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if step % 50 == 0 or step == cfg.clip_steps - 1:
-            log.info("clip step %d/%d loss %.4f", step + 1, cfg.clip_steps, losses[-1])
-    model.eval()
-    return losses
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(idx)].T, target)) / 2
+
+    return fit(model, batch_loss, cfg.clip_learning_rate, cfg.clip_steps, cfg.warmup_ratio, "clip")
 
 
 def save_clip(model: open_clip.CLIP, cfg: TinyWorldConfig, folder: Path) -> None:

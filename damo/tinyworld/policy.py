@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from damo.config import TinyWorldConfig
-from damo.tinyworld.optim import warmup_cosine
+from damo.tinyworld.optim import fit
 from damo.tinyworld.tokenizer import EOS, image_seq_length, prompt
 from damo.tinyworld.vocab import QUESTIONS, Scene
 
@@ -106,26 +106,16 @@ def sft(model: LlavaForConditionalGeneration, processor: LlavaProcessor, pixel_v
     """
     rng = random.Random(f"sft-{seed}")
     torch.manual_seed(seed)
-    optimizer, schedule = warmup_cosine(model.parameters(), cfg.sft_learning_rate, cfg.sft_steps,
-                                        cfg.warmup_ratio)
     questions = list(QUESTIONS)
-    model.train()
-    losses = []
-    for step in range(cfg.sft_steps):
+
+    def batch_loss() -> torch.Tensor:
         idx = [rng.randrange(len(scenes)) for _ in range(cfg.sft_batch_size)]
         batch = sft_batch(processor, pixel_values[idx], [rng.choice(questions) for _ in idx],
                           [caption_fn(scenes[i], rng) for i in idx])
-        loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+        return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                      pixel_values=batch.pixel_values, labels=batch.labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if step % 50 == 0 or step == cfg.sft_steps - 1:
-            log.info("sft step %d/%d loss %.4f", step + 1, cfg.sft_steps, losses[-1])
-    model.eval()
-    return losses
+
+    return fit(model, batch_loss, cfg.sft_learning_rate, cfg.sft_steps, cfg.warmup_ratio, "sft")
 
 
 @torch.no_grad()
