@@ -83,6 +83,9 @@ class IngestConfig(Section):
     # Share of pairs put in "validation", chosen by a seeded hash of the pair id (stable under reordering).
     validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     split_seed: int = 0
+    # Splits of an HF DatasetDict source (e.g. ["test"]) whose rows all go to "validation"; the other
+    # rows are split by validation_fraction. Every name must be a split of the source.
+    validation_splits: list[str] = Field(default_factory=list)
     shard_rows: int = Field(2048, ge=1)
     read_batch_rows: int = Field(256, ge=1)  # rows read and validated at once: bounds memory
     workers: int = Field(2, ge=1)  # threads decoding images for validation
@@ -106,6 +109,12 @@ class ScoreConfig(Section):
     # Sub-sentences per text-tower forward: sorted by length, each chunk cut to its longest text.
     text_batch_size: int = Field(256, ge=1)
     num_workers: int = Field(2, ge=0)  # DataLoader processes decoding images and splitting texts
+    # Tower dtype (damo.device.inference_dtype): auto = fp16 on GPU, bf16 on CPUs with native bf16,
+    # else fp32. The softmax and sums always run in fp32.
+    precision: Literal["auto", "fp16", "bf16", "fp32"] = "auto"
+    # Image and sub-sentence features kept for reuse across batches (each; 0: none). Pairs share
+    # images and sentences; 100k rows of ViT-L-14's 768 dims in half precision are ~150 MB per cache.
+    feature_cache: int = Field(100_000, ge=0)
     histogram_bins: int = Field(50, ge=2)
 
 

@@ -2,8 +2,9 @@
 folder in open_clip's hf-hub layout (``open_clip_config.json`` + ``open_clip_model.safetensors``, what
 the tiny world writes to ``DIR/clip/``). Files and folders may be local or ``s3://``.
 
-The model is put on :func:`damo.device.choose_device` in :func:`damo.device.inference_dtype` (half
-precision on GPU), in eval mode, with gradients off.
+The model is put on :func:`damo.device.choose_device` in :func:`damo.device.inference_dtype`
+(``score.precision``: half precision on GPU and on CPUs with native bf16), in eval mode; scoring runs
+it under ``torch.inference_mode``.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def _build(cfg: ScoreConfig, tmp: Path) -> tuple[Any, Any, Any, dict[str, Any]]:
 
 
 def load_clip(cfg: ScoreConfig) -> LoadedClip:
-    """The CLIP of ``cfg`` on this process's device, eval mode, inference dtype, no gradients."""
-    device, dtype = choose_device(), inference_dtype()
+    """The CLIP of ``cfg`` on this process's device, eval mode, inference dtype; callers run it under
+    ``torch.inference_mode`` (no graph, no saved activations)."""
+    device, dtype = choose_device(), inference_dtype(cfg.precision)
     with tempfile.TemporaryDirectory(prefix="damo-clip-") as tmp:
         try:
             model, preprocess, tokenizer, extra = _build(cfg, Path(tmp))
@@ -108,7 +110,11 @@ def load_clip(cfg: ScoreConfig) -> LoadedClip:
                 f"cannot load CLIP score.clip_model={cfg.clip_model!r} "
                 f"score.clip_pretrained={cfg.clip_pretrained!r}: {err}"
             ) from err
-    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    # The parameters keep requires_grad=True on purpose; inference_mode already records nothing.
+    # nn.MultiheadAttention feeds its linear layers a transposed 3-D input, and torch's matmul folds
+    # that into one mm only when the weight requires grad; otherwise it runs a bmm over a copied,
+    # expanded weight. Measured on this CPU, bf16 ViT-B-32 text tower: 3.9 vs 7.1 ms per sentence.
+    model = model.to(device=device, dtype=dtype).eval()
     provenance = {
         "clip_model": cfg.clip_model,
         "clip_pretrained": cfg.clip_pretrained,

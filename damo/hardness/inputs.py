@@ -1,5 +1,8 @@
 """The DataLoader side of scoring: DataLoader workers decode images, split and tokenize texts.
 
+Each distinct image of a batch (by a hash of its bytes) is decoded once; the hash also keys the
+scorer's cross-batch feature cache (:mod:`damo.hardness.cache`).
+
 :class:`ScoreInputs` walks the dataset's shards in record batches of ``batch_size`` pairs, exactly
 as :meth:`PreferenceDataset.iter_batches` does, and gives batch ``g`` to worker ``g % num_workers``;
 the DataLoader returns workers' outputs round-robin, so batches arrive in dataset order (the
@@ -8,6 +11,7 @@ scorer checks the ids).
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,13 +30,17 @@ COLUMNS = ["id", "image", "chosen", "rejected"]
 
 @dataclass
 class ScoreBatch:
-    """B pairs and their T sub-sentences, flat: pair ``pair[t]``, chosen when ``is_chosen[t]``.
+    """B pairs on U distinct images, and their T sub-sentences, flat: pair ``pair[t]``, chosen when
+    ``is_chosen[t]``.
 
-    pixels (B, 3, H, W) float; tokens (T, context_length) long; pair (T,) long; is_chosen (T,) bool.
+    pixels (U, 3, H, W) float, one per ``image_keys`` (U,) content hash; image_index (B,) long: each
+    pair's row of pixels; tokens (T, context_length) long; pair (T,) long; is_chosen (T,) bool.
     """
 
     ids: list[str]
     pixels: torch.Tensor
+    image_keys: list[bytes]
+    image_index: torch.Tensor
     tokens: torch.Tensor
     pair: torch.Tensor
     is_chosen: torch.Tensor
@@ -95,9 +103,16 @@ class ScoreInputs(IterableDataset[ScoreBatch]):
                 texts += subs
                 pair += [i] * len(subs)
                 is_chosen += [flag] * len(subs)
+        keys = [hashlib.blake2b(data, digest_size=16).digest() for data in rows["image"]]
+        first: dict[bytes, int] = {}  # each distinct image → the first pair showing it
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        row_of = {key: u for u, key in enumerate(first)}
         return ScoreBatch(
             ids=list(rows["id"]),
-            pixels=torch.stack([self._pixels(i, b) for i, b in zip(rows["id"], rows["image"])]),
+            pixels=torch.stack([self._pixels(rows["id"][i], rows["image"][i]) for i in first.values()]),
+            image_keys=list(first),
+            image_index=torch.tensor([row_of[key] for key in keys]),
             tokens=self.tokenizer(texts),
             pair=torch.tensor(pair),
             is_chosen=torch.tensor(is_chosen),

@@ -1,8 +1,9 @@
 """Scoring a preference dataset: the callable :func:`damo.data.dataset.map_dataset` applies per batch.
 
-Per batch of B pairs: each image is encoded once, the T sub-sentences of the B pairs together
+Per batch of B pairs: each distinct image is encoded once, the T sub-sentences of the B pairs together
 (:func:`damo.hardness.text_encoder.encode_texts`: length-sorted chunks, padding cut), under
-``torch.inference_mode``; the math is :func:`damo.hardness.scoring.pair_scores`.
+``torch.inference_mode``; images and texts met in earlier batches come from a
+:class:`~damo.hardness.cache.FeatureCache`. The math is :func:`damo.hardness.scoring.pair_scores`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pyarrow as pa
 import torch
 
 from damo.config import ScoreConfig
+from damo.hardness.cache import FeatureCache
 from damo.hardness.clip import LoadedClip
 from damo.hardness.inputs import ScoreBatch
 from damo.hardness.scoring import pair_scores
@@ -50,16 +52,22 @@ class Scorer:
         self.deltas: list[np.ndarray] = []
         self.splits: list[str] = []
         self.sub_sentences = 0
+        self.image_cache = FeatureCache(cfg.feature_cache)
+        self.text_cache = FeatureCache(cfg.feature_cache)
 
     @torch.inference_mode()
     def encode(self, batch: ScoreBatch) -> Any:
         clip = self.clip
-        images = clip.model.encode_image(
-            batch.pixels.to(clip.device, clip.dtype, non_blocking=True), normalize=True
-        )
-        texts = encode_texts(
-            clip.model, batch.tokens.to(clip.device, non_blocking=True), self.text_batch_size
-        )
+
+        def encode_images(index: list[int]) -> torch.Tensor:
+            pixels = batch.pixels if len(index) == len(batch.pixels) else batch.pixels[index]
+            pixels = pixels.to(clip.device, clip.dtype, non_blocking=True)
+            return clip.model.encode_image(pixels, normalize=True)
+
+        images = self.image_cache.features(batch.image_keys, encode_images)
+        images = images[batch.image_index.to(clip.device)]
+        tokens = batch.tokens.to(clip.device, non_blocking=True)
+        texts = encode_texts(clip.model, tokens, self.text_batch_size, self.text_cache)
         pair, is_chosen = batch.pair.to(clip.device), batch.is_chosen.to(clip.device)
         return pair_scores(images, texts, pair, is_chosen, clip.model.logit_scale.exp(), self.mode)
 

@@ -5,7 +5,8 @@ token = the highest token id) give the same features whatever follows the EOT to
 position attends to later ones. So the padding up to the context length (77) can be cut: a chunk of
 texts of similar length runs on ``(chunk, longest)`` tokens instead of ``(chunk, 77)``. Other towers
 (HF text encoders, non-causal) take the plain ``encode_text`` path, in the same chunks. Duplicate
-texts are encoded once.
+texts are encoded once, and with a :class:`~damo.hardness.cache.FeatureCache` so are texts seen in
+earlier batches.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
+
+from damo.hardness.cache import FeatureCache
 
 
 def can_trim(model: Any) -> bool:
@@ -61,11 +64,18 @@ def _encode_sorted(model: Any, tokens: torch.Tensor, chunk: int) -> torch.Tensor
     return features
 
 
-def encode_texts(model: Any, tokens: torch.Tensor, chunk: int) -> torch.Tensor:
+def encode_texts(
+    model: Any, tokens: torch.Tensor, chunk: int, cache: FeatureCache | None = None
+) -> torch.Tensor:
     """L2-normalised features (T, D) of tokens (T, context), ``chunk`` texts per forward pass.
 
     Identical texts (a sentence shared by the chosen and the rejected answer, common when both were
-    sampled from one model) are encoded once.
+    sampled from one model) are encoded once; texts found in ``cache`` are not encoded again.
     """
     unique, inverse = torch.unique(tokens, dim=0, return_inverse=True)
-    return F.normalize(_encode_sorted(model, unique, chunk), dim=-1)[inverse]
+    keys = [row.tobytes() for row in unique.cpu().numpy()]
+
+    def encode(index: list[int]) -> torch.Tensor:
+        return F.normalize(_encode_sorted(model, unique[index], chunk), dim=-1)
+
+    return (cache or FeatureCache(0)).features(keys, encode)[inverse]

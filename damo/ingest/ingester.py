@@ -69,7 +69,9 @@ def _route(
     writer.write(
         {
             "id": result.id,
-            "split": assign_split(result.id, cfg.validation_fraction, cfg.split_seed),
+            "split": "validation"
+            if record.source_split in cfg.validation_splits
+            else assign_split(result.id, cfg.validation_fraction, cfg.split_seed),
             "image": result.image,
             "question": result.question,
             "chosen": result.chosen,
@@ -88,6 +90,11 @@ def ingest(uri: str, out: Path, cfg: IngestConfig) -> dict[str, Any]:
     start = time.perf_counter()
     source = open_source(uri)
     fmt = detect_format(source) if cfg.format == "auto" else cfg.format
+    if cfg.validation_splits and fmt != "hf_datasets":
+        raise IngestError(
+            f"ingest.validation_splits={cfg.validation_splits} names splits of an HF DatasetDict, "
+            f"but source {uri} is read as {fmt}"
+        )
     log.info("ingesting %s as %s (%d files)", uri, fmt, len(source.files()))
     out.mkdir(parents=True, exist_ok=True)
     writer = DatasetWriter(out, schema=SCHEMA, shard_rows=cfg.shard_rows)
@@ -138,6 +145,7 @@ def _finish(
         "quarantined_by_reason": by_reason,
         "validation_fraction": cfg.validation_fraction,
         "split_seed": cfg.split_seed,
+        "validation_splits": cfg.validation_splits,
         "seconds": round(seconds, 3),
         "rows_per_s": round(counts.input / seconds, 1) if seconds else 0.0,
     }

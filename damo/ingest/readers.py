@@ -2,8 +2,8 @@
 
 Each reader yields lists of :class:`RawRecord` (at most ``read_batch_rows`` each) and never holds
 more than one batch of rows, so memory stays bounded by the batch size, not the source size:
-Parquet is read by record batches, HF ``datasets`` Arrow files are memory-mapped, JSONL by lines.
-(A JSON *list* is parsed whole: it holds text and image paths only, never image bytes.)
+Parquet is read by record batches, HF ``datasets`` Arrow files are memory-mapped, JSONL by lines and
+a JSON list item by item (:mod:`damo.ingest.jsonstream`).
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from damo.config import IngestConfig
+from damo.ingest.jsonstream import is_json_list, iter_json_list, iter_jsonl
 from damo.ingest.quarantine import QUARANTINE
 from damo.ingest.records import (
     IMAGE_MISSING,
@@ -152,42 +153,61 @@ def _arrow_batches(path: Any) -> Iterator[pa.RecordBatch]:
     yield from reader
 
 
+def _hf_splits(source: Source, cfg: IngestConfig) -> list[str]:
+    """The split names of a DatasetDict source (its ``dataset_dict.json``); [] for a single Dataset.
+    IngestError when ``ingest.validation_splits`` names a split the source does not have."""
+    meta = [f for f in source.files() if posixpath.basename(f) == "dataset_dict.json"]
+    splits: list[str] = []
+    if meta:
+        try:
+            splits = list(json.loads(source.read_bytes(min(meta, key=len)))["splits"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise IngestError(f"{min(meta, key=len)}: not a readable dataset_dict.json ({err})") from err
+    unknown = sorted(set(cfg.validation_splits) - set(splits))
+    if unknown:
+        raise IngestError(
+            f"ingest.validation_splits names {unknown}, not splits of source {source.uri} "
+            f"(its splits: {splits or 'none: a single Dataset'})"
+        )
+    return splits
+
+
+def _arrow_records(path: Any, name: str, images: ImageFolder, batch_rows: int) -> Iterator[list[RawRecord]]:
+    offset = 0
+    for batch in _arrow_batches(path):
+        for start in range(0, batch.num_rows, batch_rows):
+            rows = batch.slice(start, batch_rows).to_pylist()
+            yield [record_from_row(f"{name}#{offset + i}", r, images) for i, r in enumerate(rows)]
+            offset += len(rows)
+
+
 def read_hf_datasets(source: Source, cfg: IngestConfig) -> Iterator[list[RawRecord]]:
-    """A folder written by ``datasets.Dataset.save_to_disk`` (or a DatasetDict): its Arrow files."""
+    """A folder written by ``datasets.Dataset.save_to_disk`` (or a DatasetDict): its Arrow files.
+    A DatasetDict's split name (its sub-folder) is kept as ``origin.hf_split``."""
+    splits = _hf_splits(source, cfg)
     for file in _files(source, ".arrow"):
         name = source.relative(file)
+        top = name.split("/", 1)[0] if "/" in name else None
+        split = top if top in splits else None
         images = ImageFolder(source, _image_folder(source, cfg, file) if cfg.image_folder else None)
         with source.local(file) as path:
-            offset = 0
             try:
-                for batch in _arrow_batches(path):
-                    for start in range(0, batch.num_rows, cfg.read_batch_rows):
-                        rows = batch.slice(start, cfg.read_batch_rows).to_pylist()
-                        yield [record_from_row(f"{name}#{offset + i}", r, images) for i, r in enumerate(rows)]
-                        offset += len(rows)
+                for records in _arrow_records(path, name, images, cfg.read_batch_rows):
+                    for record in records if split else ():
+                        record.source_split = split
+                        record.origin["hf_split"] = split
+                    yield records
             except (pa.ArrowException, OSError) as err:
                 raise IngestError(f"{file}: not a readable Arrow file ({err})") from err
 
 
 # ------------------------------------------------------------------------ DAMA JSON / JSONL
-def _json_rows(name: str, data: bytes) -> Iterator[tuple[str, Any]]:
-    """(ref, parsed row or Problem) per row. Invalid UTF-8 survives as surrogates (surrogateescape)
-    so that validation quarantines just that row as non-UTF-8 text."""
-    text = data.decode("utf-8", errors="surrogateescape")
-    if text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise IngestError(f"{name}: not a readable JSON list ({err})") from err
-        yield from ((f"{name}#{i}", row) for i, row in enumerate(rows))
-        return
-    for i, line in enumerate(text.splitlines()):
-        if not line.strip():
-            continue  # blank lines are not rows
-        try:
-            yield f"{name}#{i}", json.loads(line)
-        except json.JSONDecodeError as err:
-            yield f"{name}#{i}", Problem(MALFORMED_ROW, f"line {i + 1} is not JSON: {err.msg}")
+def _json_rows(name: str, stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
+    """(ref, parsed row or Problem) per row of a JSON list or JSONL stream, one row at a time."""
+    if is_json_list(stream):
+        yield from ((f"{name}#{i}", row) for i, row in enumerate(iter_json_list(stream, name)))
+    else:
+        yield from ((f"{name}#{i}", row) for i, row in iter_jsonl(stream))
 
 
 def _dama_records(source: Source, cfg: IngestConfig) -> Iterator[RawRecord]:
@@ -195,15 +215,16 @@ def _dama_records(source: Source, cfg: IngestConfig) -> Iterator[RawRecord]:
     for file in files:
         name = source.relative(file)
         images = ImageFolder(source, _image_folder(source, cfg, file))
-        for ref, row in _json_rows(name, source.read_bytes(file)):
-            if isinstance(row, Problem):
-                yield RawRecord(ref=ref, problem=row)
-            elif not isinstance(row, dict):
-                yield RawRecord(
-                    ref=ref, problem=Problem(MALFORMED_ROW, f"a {type(row).__name__}, not an object")
-                )
-            else:
-                yield record_from_row(ref, row, images)
+        with source.local(file) as path, open(path, "rb") as stream:
+            for ref, row in _json_rows(name, stream):
+                if isinstance(row, Problem):
+                    yield RawRecord(ref=ref, problem=row)
+                elif not isinstance(row, dict):
+                    yield RawRecord(
+                        ref=ref, problem=Problem(MALFORMED_ROW, f"a {type(row).__name__}, not an object")
+                    )
+                else:
+                    yield record_from_row(ref, row, images)
 
 
 def read_dama_json(source: Source, cfg: IngestConfig) -> Iterator[list[RawRecord]]:

@@ -58,7 +58,8 @@ class RawRecord:
 
     ``ref`` says where the row came from (``file#row``); ``image`` holds the image bytes when the
     reader could get them; ``image_ref`` names the image file when the row pointed at one;
-    ``origin`` keeps the row's other (JSON-serialisable) fields for provenance.
+    ``origin`` keeps the row's other (JSON-serialisable) fields for provenance; ``source_split`` is
+    the split the source itself put the row in (an HF DatasetDict's), if any.
     """
 
     ref: str
@@ -69,3 +70,4 @@ class RawRecord:
     image_ref: str | None = None
     origin: dict[str, Any] = field(default_factory=dict)
     problem: Problem | None = None
+    source_split: str | None = None

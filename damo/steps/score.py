@@ -76,6 +76,8 @@ def _score(config: DamoConfig, paths: ScorePaths) -> tuple[Scorer, dict[str, Any
         "seconds": round(seconds, 3),
         "pairs_per_s": len(delta) / seconds if seconds else 0.0,
         "sub_sentences_per_pair": scorer.sub_sentences / len(delta),
+        "images_encoded": scorer.image_cache.misses,
+        "sub_sentences_encoded": scorer.text_cache.misses,
         **summary(delta),
     }
     writer.reports["score"] = stats
@@ -94,7 +96,8 @@ def run(config: DamoConfig, paths: ScorePaths) -> dict[str, Any]:
         png = histogram(
             np.concatenate(scorer.deltas), delta_mean, out / HISTOGRAM, config.score.histogram_bins, title
         )
-        result = {"step": "score", "out": str(out), "delta_mean": delta_mean, "histogram": str(png), **stats}
+        result = {"step": "score", "out": str(out), "delta_mean": delta_mean, "histogram": str(png),
+                  "dtype": scorer.clip.provenance["dtype"], **stats}
         (out / "result.json").write_text(json.dumps(result, indent=2))
         tracker.log_params({"score." + k: v for k, v in config.score.model_dump().items()})
         tracker.log_metrics({"delta_mean": delta_mean, **{k: float(v) for k, v in stats.items()}})

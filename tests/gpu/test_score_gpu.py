@@ -17,19 +17,16 @@ pytestmark = pytest.mark.gpu
 
 def test_half_precision_gpu_scores_match_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     clip_folder, small_dataset = make_clip_folder(tmp_path / "clip"), make_small_dataset(tmp_path)
-    config = load_config(
-        None,
-        [
-            f"score.clip_model={clip_folder}",
-            "score.clip_pretrained=null",
-            "score.num_workers=2",
-            "score.batch_size=8",
-        ],
-    )
-    gpu = run(config, ScorePaths(small_dataset, tmp_path / "gpu"))
+    overrides = [
+        f"score.clip_model={clip_folder}",
+        "score.clip_pretrained=null",
+        "score.num_workers=2",
+        "score.batch_size=8",
+    ]
+    gpu = run(load_config(None, overrides), ScorePaths(small_dataset, tmp_path / "gpu"))
     monkeypatch.setattr("damo.hardness.clip.choose_device", lambda: torch.device("cpu"))
-    monkeypatch.setattr("damo.hardness.clip.inference_dtype", lambda: torch.float32)
-    run(config, ScorePaths(small_dataset, tmp_path / "cpu"))
+    cpu_fp32 = load_config(None, [*overrides, "score.precision=fp32"])
+    run(cpu_fp32, ScorePaths(small_dataset, tmp_path / "cpu"))
     provenance = PreferenceDataset(tmp_path / "gpu").manifest.statistics["delta_mean"]["provenance"]
     assert provenance["dtype"] == "float16"
     on_gpu = [r["delta"] for r in PreferenceDataset(tmp_path / "gpu").iter_rows(["delta"])]

@@ -20,10 +20,10 @@ def same_weights(model: torch.nn.Module, reference: torch.nn.Module) -> bool:
 
 
 def test_folder_in_hf_hub_layout(clip_folder: Path):
-    clip = load_clip(ScoreConfig(clip_model=str(clip_folder), clip_pretrained=None))
-    assert clip.context_length == CONTEXT
+    clip = load_clip(ScoreConfig(clip_model=str(clip_folder), clip_pretrained=None, precision="fp32"))
+    assert clip.context_length == CONTEXT and clip.dtype == torch.float32
     assert same_weights(clip.model, build_tiny_clip())
-    assert not any(p.requires_grad for p in clip.model.parameters())
+    assert not clip.model.training
     assert clip.provenance["clip_model"] == str(clip_folder) and len(clip.provenance["weights_sha256"]) == 64
 
 
@@ -40,7 +40,9 @@ def test_name_with_checkpoint_file(registered_tiny_name: str, tmp_path: Path):
     reference = build_tiny_clip(seed=3)
     torch.save(reference.state_dict(), tmp_path / "weights.pt")
     local = load_clip(
-        ScoreConfig(clip_model=registered_tiny_name, clip_pretrained=str(tmp_path / "weights.pt"))
+        ScoreConfig(
+            clip_model=registered_tiny_name, clip_pretrained=str(tmp_path / "weights.pt"), precision="fp32"
+        )
     )
     assert same_weights(local.model, reference)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,9 +75,8 @@ def test_rlaif_v_parquet_folder_streams_in_batches_across_shards(tmp_path: Path)
     assert json.loads(first["origin"])["ds_name"] == "RLAIF-V"
 
 
-def test_hf_datasets_folder_is_read_from_its_arrow_files(tmp_path: Path):
+def _hf_dataset(rows: list[dict]) -> Any:
     datasets = pytest.importorskip("datasets")
-    rows = rlaif_rows(5)
     features = datasets.Features(
         {
             "image": datasets.Image(),
@@ -86,17 +86,41 @@ def test_hf_datasets_folder_is_read_from_its_arrow_files(tmp_path: Path):
             "idx": datasets.Value("int64"),
         }
     )
-    data = datasets.Dataset.from_list(
+    return datasets.Dataset.from_list(
         [{k: r[k] for k in ("image", "question", "chosen", "rejected", "idx")} for r in rows],
         features=features,
     )
-    data.save_to_disk(str(tmp_path / "hf"))
+
+
+def test_hf_datasets_folder_is_read_from_its_arrow_files(tmp_path: Path):
+    rows = rlaif_rows(5)
+    _hf_dataset(rows).save_to_disk(str(tmp_path / "hf"))
     report = ingest(str(tmp_path / "hf"), tmp_path / "out", IngestConfig())
     assert report["format"] == "hf_datasets"
     assert report["kept"] == 5
     assert {r["question"] for r in PreferenceDataset(tmp_path / "out").iter_rows(["question"])} == {
         r["question"] for r in rows
     }
+
+
+def test_hf_dataset_dict_test_split_becomes_validation(tmp_path: Path):
+    datasets = pytest.importorskip("datasets")
+    rows = rlaif_rows(6)
+    split = datasets.DatasetDict({"train": _hf_dataset(rows[:4]), "test": _hf_dataset(rows[4:])})
+    split.save_to_disk(str(tmp_path / "hf"))
+    report = ingest(str(tmp_path / "hf"), tmp_path / "out", IngestConfig(validation_splits=["test"]))
+    assert report["splits"] == {"train": 4, "validation": 2}
+    for row in PreferenceDataset(tmp_path / "out").iter_rows(["split", "origin"]):
+        hf_split = json.loads(row["origin"])["hf_split"]
+        assert (hf_split, row["split"]) in {("train", "train"), ("test", "validation")}
+    with pytest.raises(IngestError, match=r"names \['dev'\], not splits of source .*\['train', 'test'\]"):
+        ingest(str(tmp_path / "hf"), tmp_path / "out2", IngestConfig(validation_splits=["dev"]))
+
+
+def test_validation_splits_on_a_source_without_splits_is_refused(tmp_path: Path):
+    write_parquet(tmp_path / "raw" / "part-0.parquet", rlaif_rows(2))
+    with pytest.raises(IngestError, match="splits of an HF DatasetDict, but source .* is read as rlaif_v"):
+        ingest(str(tmp_path / "raw"), tmp_path / "out", IngestConfig(validation_splits=["test"]))
 
 
 def test_dama_json_list_with_image_folder_elsewhere(tmp_path: Path):
