@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,18 @@ def write_rlaif_v(folder: Path, n: int, shard_rows: int = 1000, **kwargs: Any) -
         table = pa.Table.from_pylist(all_rows[start : start + shard_rows])
         pq.write_table(table, folder / f"RLAIF-V-Dataset_{k:03d}.parquet", row_group_size=100)
     return folder
+
+
+def write_dama_json(folder: Path, n: int, **kwargs: Any) -> Path:
+    """``n`` rows in the DAMA authors' layout: ``folder/pairs.json`` (one JSON list of question,
+    chosen, rejected, image_path, idx) + ``folder/<k>.jpg``; returns the JSON file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    all_rows = rows(n, **kwargs)
+    written: set[str] = set()
+    for row in all_rows:
+        image = row.pop("image")
+        if image["path"] not in written:
+            (folder / image["path"]).write_bytes(image["bytes"])
+            written.add(image["path"])
+    (folder / "pairs.json").write_text(json.dumps(all_rows))
+    return folder / "pairs.json"

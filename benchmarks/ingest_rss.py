@@ -1,12 +1,12 @@
-"""Peak RSS and rows/s of ``damo ingest`` on a 20k-pair synthetic RLAIF-V-like Parquet set.
+"""Peak RSS and rows/s of ``damo ingest`` on a 20k-pair synthetic RLAIF-V-like set.
 
-The peer is the naive loader: read every shard whole (``pyarrow.parquet.read_table`` → Python rows),
-run the same per-row checks, write the kept rows in one go. Each runs in its own child process, so
-each peak RSS is its own.
-Memory of ours is bounded by ``ingest.read_batch_rows`` and ``ingest.shard_rows``, not by the set's
-size: the 83k-pair RLAIF-V set needs the same peak.
+The peer is the naive loader: read the source whole (every Parquet shard with
+``pyarrow.parquet.read_table``, or the DAMA JSON list with ``json.load``) into Python rows, run the
+same per-row checks, write the kept rows in one go. Each runs in its own child process, so each peak
+RSS is its own. Memory of ours is bounded by ``ingest.read_batch_rows`` and ``ingest.shard_rows``,
+not by the set's size: the 83k-pair RLAIF-V set needs the same peak.
 
-    .venv/bin/python benchmarks/ingest_rss.py [--pairs 20000]
+    .venv/bin/python benchmarks/ingest_rss.py [--pairs 20000] [--format rlaif_v|dama_json]
 
 Ends with ``ratio peak_rss=<naive/ours> rows_per_s=<ours/naive>``.
 """
@@ -45,8 +45,12 @@ def child_naive(source: str, out: str) -> dict:
 
     start = time.perf_counter()
     src = open_source(source)
-    rows = [r for f in src.files() for r in pq.read_table(f).to_pylist()]  # everything in memory at once
-    images = ImageFolder(src, None)
+    if source.endswith(".json"):  # everything in memory at once
+        rows = json.loads(Path(source).read_text())
+        images = ImageFolder(src, str(Path(source).parent))
+    else:
+        rows = [r for f in src.files() for r in pq.read_table(f).to_pylist()]
+        images = ImageFolder(src, None)
     kept = []
     for i, row in enumerate(rows):
         result = check_record(record_from_row(f"#{i}", row, images), 89_478_485, 16)
@@ -78,6 +82,7 @@ def run_child(kind: str, source: Path, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20_000)
+    parser.add_argument("--format", choices=["rlaif_v", "dama_json"], default="rlaif_v")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -86,15 +91,16 @@ def main() -> None:
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
-    from _synthetic import write_rlaif_v
+    from _synthetic import write_dama_json, write_rlaif_v
 
     with tempfile.TemporaryDirectory(prefix="damo-bench-ingest-") as tmp:
         root = Path(tmp)
         start = time.perf_counter()
-        source = write_rlaif_v(root / "src", args.pairs, distinct_images=500)
-        size = sum(f.stat().st_size for f in source.iterdir()) / 2**20
+        write = write_rlaif_v if args.format == "rlaif_v" else write_dama_json
+        source = write(root / "src", args.pairs, distinct_images=500)
+        size = sum(f.stat().st_size for f in (root / "src").rglob("*") if f.is_file()) / 2**20
         made = time.perf_counter() - start
-        print(f"synthetic set: {args.pairs} pairs, {size:.0f} MiB parquet, made in {made:.0f}s")
+        print(f"synthetic set: {args.pairs} pairs, {args.format}, {size:.0f} MiB, made in {made:.0f}s")
         ours = run_child("ours", source, root / "ours")
         naive = run_child("naive", source, root / "naive")
     for name, r in (("ours", ours), ("naive", naive)):
