@@ -41,7 +41,8 @@ def test_clip_folder_and_checkpoint_from_s3(stack_environ: StackEnv, stack_confi
     bucket = stack_config.stack.bucket
     folder = make_clip_folder(tmp_path / "clip")
     _upload(folder, bucket, "clip-test/folder")
-    clip = load_clip(ScoreConfig(clip_model=f"s3://{bucket}/clip-test/folder", clip_pretrained=None))
+    clip = load_clip(ScoreConfig(clip_model=f"s3://{bucket}/clip-test/folder", clip_pretrained=None,
+                                 precision="fp32"))
     assert same_weights(clip.model, build_tiny_clip())
 
     (tmp_path / "cfg").mkdir()
@@ -51,5 +52,6 @@ def test_clip_folder_and_checkpoint_from_s3(stack_environ: StackEnv, stack_confi
     torch.save(reference.state_dict(), tmp_path / "weights.pt")
     storage.s3_client().upload_file(str(tmp_path / "weights.pt"), bucket, "clip-test/ckpt/weights.pt")
     remote = load_clip(ScoreConfig(clip_model="DamoTinyS3",
-                                   clip_pretrained=f"s3://{bucket}/clip-test/ckpt/weights.pt"))
+                                   clip_pretrained=f"s3://{bucket}/clip-test/ckpt/weights.pt",
+                                   precision="fp32"))
     assert same_weights(remote.model, reference)
