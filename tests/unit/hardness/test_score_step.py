@@ -130,6 +130,8 @@ def test_bf16_towers_stay_close_to_fp32(small_dataset: Path, clip_folder: Path, 
     gap = np.abs(np.array([r["delta"] for r in bf16]) - np.array([r["delta"] for r in fp32]))
     # bf16 keeps 8 significant bits: ~0.4% per feature; δ ∈ [-2, 2] moves by a few hundredths at most.
     assert 0 < gap.max() < 0.05, gap.max()  # not the fp32 path; the softmax still runs in fp32
+    run(_config(clip_folder, precision="bf16"), ScorePaths(small_dataset, tmp_path / "bf16-again"))
+    assert [r["delta"] for r in _rows(tmp_path / "bf16-again")] == [r["delta"] for r in bf16]  # deterministic
 
 
 def test_cosine_mode_stores_raw_cosines(small_dataset: Path, clip_folder: Path, tmp_path: Path):
