@@ -8,12 +8,15 @@ process. Re-running on the same ``out`` resumes from the last complete checkpoin
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from damo.train.loop import TrainingError, build_trainer, fit, trained_state_dic
 from damo.train.results import model_card, save_model_folder, write_metrics, write_result
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def launch(config: DamoConfig, paths: TrainPaths) -> dict[str, Any]:
                "--config", str(config_path), "--data", str(paths.data), "--model", str(paths.model),
                "--out", str(paths.out)]
     log.info("launching %d training processes: %s", config.train.num_processes, " ".join(command))
-    completed = subprocess.run(command, check=False)
+    completed = subprocess.run(command, check=False, preexec_fn=_end_with_parent())
     if completed.returncode != 0:
         raise TrainingError(f"the {config.train.num_processes} training processes failed with exit code "
                             f"{completed.returncode} (their log is above); checkpoints: "
@@ -62,6 +66,24 @@ def launch(config: DamoConfig, paths: TrainPaths) -> dict[str, Any]:
         raise TrainingError(f"training processes exited 0 but wrote no {result_path}")
     result: dict[str, Any] = json.loads(result_path.read_text())
     return result
+
+
+def _end_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to send the launcher SIGTERM when this process dies, however it
+    dies. Without it a SIGKILLed ``damo train`` leaves torchrun and its ranks training on, writing
+    checkpoints into the same folder a rerun resumes from. torchrun passes SIGTERM on to its ranks.
+    libc is loaded here, before the fork: the child only makes one C call (fork-safe with threads)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def end_with_parent() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return end_with_parent
 
 
 def train_here(config: DamoConfig, paths: TrainPaths) -> dict[str, Any]:

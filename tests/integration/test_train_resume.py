@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from damo.config import load_config
@@ -28,24 +29,45 @@ SETTINGS = ["train.global_batch_size=4", "train.micro_batch_size=2", "train.max_
 START_TIMEOUT_S = 240  # process start-up (imports, DeepSpeed init) on a busy 2-core machine
 
 
-def damo_train(data: Path, model: Path, out: Path) -> subprocess.Popen[bytes]:
+def damo_train(data: Path, model: Path, out: Path, settings: list[str]) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "damo", "train", "--config", "tiny", "--data", str(data),
             "--model", str(model), "--out", str(out)]
-    for setting in SETTINGS:
+    for setting in settings:
         args += ["--set", setting]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def wait_for_no_process_writing(out: Path, timeout_s: float = 60.0) -> None:
+    """Wait until no process names ``out`` on its command line (the launcher and ranks of a run)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = [
+            p.pid
+            for p in psutil.process_iter(["cmdline", "status"])
+            if str(out) in " ".join(p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE
+        ]
+        if not alive:
+            return
+        assert time.monotonic() < deadline, f"processes of the killed run still alive: {alive}"
+        time.sleep(0.2)
 
 
 def history(out: Path) -> list[dict[str, float]]:
     return json.loads((out / "metrics.json").read_text())["history"]
 
 
-def test_sigkill_then_resume_continues_the_uninterrupted_losses(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", [
+    ["train.num_processes=1", "train.zero_stage=2"],
+    # Two ranks, ZeRO-3: parameters, gradients and optimizer state sharded, one file set per rank.
+    ["train.num_processes=2", "train.zero_stage=3"],
+], ids=["1proc-zero2", "2proc-zero3"])
+def test_sigkill_then_resume_continues_the_uninterrupted_losses(tmp_path: Path, layout: list[str]) -> None:
+    settings = SETTINGS + layout
     model = build_tiny_llava(tmp_path / "model")
     data = tmp_path / "ref"
     reference(load_config("tiny"), ReferencePaths(build_tiny_pairs(tmp_path / "pairs"), str(model), data))
     out = tmp_path / "killed"
-    proc = damo_train(data, model, out)
+    proc = damo_train(data, model, out, settings)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not (out / "checkpoints" / "step-00000004" / "complete.json").is_file():
         assert proc.poll() is None, "damo train exited before its first checkpoint"
@@ -54,15 +76,16 @@ def test_sigkill_then_resume_continues_the_uninterrupted_losses(tmp_path: Path) 
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    wait_for_no_process_writing(out)  # launched ranks end with their launcher, not train on
     assert not (out / "result.json").exists()  # it really died mid-run
 
-    resumed = damo_train(data, model, out)
+    resumed = damo_train(data, model, out, settings)
     stdout, _ = resumed.communicate(timeout=START_TIMEOUT_S)
     assert resumed.returncode == 0
     result = json.loads(stdout.decode().strip().splitlines()[-1])
     assert 4 <= result["resumed_from"] < 40
 
-    run(load_config("tiny", SETTINGS), TrainPaths(data=data, model=str(model), out=tmp_path / "straight"))
+    run(load_config("tiny", settings), TrainPaths(data=data, model=str(model), out=tmp_path / "straight"))
     straight = history(tmp_path / "straight")
     again = history(out)
     assert [h["step"] for h in again] == [h["step"] for h in straight]
