@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from damo.device import choose_device, has_cuda
+
 log = logging.getLogger(__name__)
 
 MARKER = "complete.json"
@@ -36,14 +38,30 @@ def complete_checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / MARKER).is_file())
 
 
-def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+def rng_state() -> dict[str, Any]:
+    """Every generator this rank draws from: torch CPU, this rank's GPU (dropout and the keep-set's
+    Gumbel noise run there), Python, NumPy."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(choose_device()) if has_cuda() else None,
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+    }
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
+    saved_cuda = state.get("cuda")
+    if saved_cuda is not None and has_cuda():
+        torch.cuda.set_rng_state(saved_cuda, choose_device())
+    elif (saved_cuda is not None) != has_cuda():
+        # Resuming across device kinds (a GPU checkpoint on a CPU or back): the run continues, but
+        # its GPU-side draws cannot repeat those of an uninterrupted run. Say so.
+        log.warning("checkpoint saved %s a GPU generator, resumed %s CUDA: GPU random draws differ from "
+                    "an uninterrupted run", "with" if saved_cuda is not None else "without",
+                    "without" if saved_cuda is not None else "with")
 
 
 def save(engine: Any, root: Path, step: int, client_state: dict[str, Any], rank: int, keep: int) -> Path:
@@ -52,7 +70,7 @@ def save(engine: Any, root: Path, step: int, client_state: dict[str, Any], rank:
 
     folder = root / tag(step)
     engine.save_checkpoint(str(root), tag=tag(step), client_state=client_state)
-    torch.save(_rng_state(), folder / f"rng-rank{rank}.pt")
+    torch.save(rng_state(), folder / f"rng-rank{rank}.pt")
     dist.barrier()
     if rank == 0:
         (folder / MARKER).write_text(json.dumps({"step": step}))
@@ -75,6 +93,6 @@ def load_latest(engine: Any, root: Path, rank: int) -> tuple[dict[str, Any], Pat
     rng_file = folder / f"rng-rank{rank}.pt"
     if not rng_file.is_file():
         raise RuntimeError(f"{folder}: {rng_file.name} is missing (was it saved with another world size?)")
-    _set_rng_state(torch.load(rng_file, weights_only=False))
+    set_rng_state(torch.load(rng_file, weights_only=False))
     log.info("resumed from %s (step %s)", folder, client_state.get("step"))
     return client_state, folder
