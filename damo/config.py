@@ -279,6 +279,8 @@ class RegisterConfig(Section):
     multipart_threshold_mb: int = Field(64, ge=5)
     multipart_chunk_mb: int = Field(64, ge=5)
     max_concurrency: int = Field(4, ge=1)
+    # `damo prune`: a RUNNING register run younger than this may still be uploading; its files stay.
+    prune_grace_hours: float = Field(24.0, ge=0.0)
 
 
 class TrackingConfig(Section):

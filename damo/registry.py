@@ -14,7 +14,9 @@ Registering a HF model folder (:func:`register`):
 
 A failure in 1–3 (store down, wrong credentials, corrupted upload) raises :class:`RegistryError`
 before step 4, removes what it can of the partial upload, and marks the MLflow run FAILED: no model
-version ever points at missing or unverified files. A rerun uploads under a new run's prefix.
+version ever points at missing or unverified files. A rerun uploads under a new run's prefix; what
+could not be removed (the store was gone) is found and deleted later by ``damo prune``
+(:mod:`damo.registry_gc`).
 
 Pulling (:func:`pull`): ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` → the version's files in
 a folder that ``from_pretrained`` loads, each checked against ``damo-files.json``; the folder is
@@ -51,7 +53,7 @@ class RegistryError(RuntimeError):
     """Registering or pulling a model failed; the message says what and that nothing half-made remains."""
 
 
-def _require_uri(config: DamoConfig) -> str:
+def require_uri(config: DamoConfig) -> str:
     uri = tracking_uri(config)
     if uri is None:
         raise RegistryError("the model registry needs an MLflow tracking URI: set tracking.uri or "
@@ -116,7 +118,7 @@ def _discard(prefix: str) -> None:
     """Best effort: remove a failed attempt's objects (no model version refers to them anyway)."""
     try:
         removed = storage.delete_prefix(prefix)
-        log.info("removed %d objects of the failed upload under %s", removed, prefix)
+        log.info("removed %d objects and unfinished uploads of the failed upload under %s", removed, prefix)
     except storage.StorageError as err:
         log.warning("could not remove the partial upload under %s (%s); no model version refers to it",
                     prefix, err)
@@ -188,7 +190,7 @@ def _version_tags(config: DamoConfig, data: Path | None, metrics: Mapping[str, f
 def register(config: DamoConfig, model_dir: Path, metrics_path: Path | None = None,
              data_dir: Path | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Upload + verify ``model_dir``, then create the model version and set its aliases."""
-    _require_uri(config)
+    require_uri(config)
     name = config.registry.model_name
     metrics = load_metrics(metrics_path)
     with open_tracker(config, "register") as tracker:
@@ -283,7 +285,7 @@ def verify_folder(folder: Path) -> int:
 
 def pull(config: DamoConfig, model_uri: str, out: Path) -> dict[str, Any]:
     """Download a registered version into ``out`` (replaced only once complete and verified)."""
-    mv = resolve_version(registry_client(_require_uri(config)), model_uri)
+    mv = resolve_version(registry_client(require_uri(config)), model_uri)
     partial = out.parent / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)

@@ -256,8 +256,17 @@ def verify_object(uri: str, expected: Digest, client: Any = None) -> None:
         raise StorageError(f"{uri}: stored sha256 {sha.hexdigest()} != local {expected.sha256}")
 
 
+def list_multipart_uploads(uri: str, client: Any = None) -> list[str]:
+    """Keys (as ``s3://`` URIs) of unfinished multipart uploads under ``uri``, sorted."""
+    bucket, key = split_s3_uri(uri)
+    client = client or s3_client()
+    uploads = _s3_call(uri, client.list_multipart_uploads, Bucket=bucket, Prefix=key).get("Uploads", [])
+    return sorted(f"{S3_PREFIX}{bucket}/{u['Key']}" for u in uploads)
+
+
 def delete_prefix(uri: str, client: Any = None) -> int:
-    """Abort unfinished multipart uploads and delete every object under ``uri``; returns the count."""
+    """Abort unfinished multipart uploads and delete every object under ``uri``; returns how many of
+    both it removed."""
     bucket, key = split_s3_uri(uri)
     client = client or s3_client()
     uploads = _s3_call(uri, client.list_multipart_uploads, Bucket=bucket, Prefix=key).get("Uploads", [])
@@ -268,7 +277,7 @@ def delete_prefix(uri: str, client: Any = None) -> int:
     for start in range(0, len(keys), _DELETE_BATCH):
         batch = [{"Key": k} for k in keys[start:start + _DELETE_BATCH]]
         _s3_call(uri, client.delete_objects, Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-    return len(keys)
+    return len(keys) + len(uploads)
 
 
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}(-\d+)?")

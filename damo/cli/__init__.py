@@ -26,6 +26,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "benchmark metrics, answers and a report"),
     "register": ("register", "log a model folder as an MLflow model version"),
     "pull": ("pull", "download a registered model version to a folder"),
+    "prune": ("prune", "delete model uploads that no registered version refers to"),
     "stack": ("stack", "the local object store + MLflow server: up / down / status"),
     "run": ("run", "the whole pipeline locally through kfp.local"),
     "compile": ("compile", "compile the KFP pipeline to YAML"),
