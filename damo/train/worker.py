@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+import torch.distributed as dist
+
 from damo.config import load_config
 from damo.steps.train import TrainPaths, train_here
 
@@ -24,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s [rank %(process)d] %(name)s: %(message)s")
-    train_here(load_config(args.config), TrainPaths(data=args.data, model=args.model, out=args.out))
+    try:
+        train_here(load_config(args.config), TrainPaths(data=args.data, model=args.model, out=args.out))
+    finally:
+        # Tear the process group down before the interpreter does: left to exit-time destructors,
+        # gloo's threads were once seen to abort a rank ("terminate called without an active
+        # exception") after a fully successful run.
+        if dist.is_initialized():
+            dist.destroy_process_group()
     return 0
 
 
