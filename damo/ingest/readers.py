@@ -156,13 +156,14 @@ def _arrow_batches(path: Any) -> Iterator[pa.RecordBatch]:
 def _hf_splits(source: Source, cfg: IngestConfig) -> list[str]:
     """The split names of a DatasetDict source (its ``dataset_dict.json``); [] for a single Dataset.
     IngestError when ``ingest.validation_splits`` names a split the source does not have."""
-    meta = [f for f in source.files() if posixpath.basename(f) == "dataset_dict.json"]
+    metas = [f for f in source.files() if posixpath.basename(f) == "dataset_dict.json"]
+    meta = min(metas, key=len, default=None)
     splits: list[str] = []
-    if meta:
+    if meta is not None:  # the top-level one: a DatasetDict
         try:
-            splits = list(json.loads(source.read_bytes(min(meta, key=len)))["splits"])
+            splits = list(json.loads(source.read_bytes(meta))["splits"])
         except (ValueError, KeyError, TypeError) as err:
-            raise IngestError(f"{min(meta, key=len)}: not a readable dataset_dict.json ({err})") from err
+            raise IngestError(f"{meta}: not a readable dataset_dict.json ({err})") from err
     unknown = sorted(set(cfg.validation_splits) - set(splits))
     if unknown:
         raise IngestError(

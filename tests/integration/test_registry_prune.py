@@ -18,23 +18,17 @@ from damo.steps.pull import PullPaths
 from damo.steps.pull import run as pull_step
 from damo.steps.register import RegisterPaths
 from damo.steps.register import run as register_step
+from tests.integration.test_registry import _fake_model
 
 pytestmark = pytest.mark.integration
 NAME = "pruned"
-
-
-def _model(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    (folder / "model.safetensors").write_bytes(b"\x07" * 2048)
-    return folder
 
 
 def test_prune_removes_orphans_only(stack_environ: StackEnv, stack_config: DamoConfig, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     config = stack_config.model_copy(deep=True)
     config.registry.model_name = NAME
-    kept = register_step(config, RegisterPaths(model=_model(tmp_path / "m")))
+    kept = register_step(config, RegisterPaths(model=_fake_model(tmp_path / "m", b"\x07" * 2048)))
     root = f"{store_uri(config)}/{NAME}"
     client, s3 = registry_client(stack_environ.tracking_uri), storage.s3_client()
     bucket, key = storage.split_s3_uri(root)
