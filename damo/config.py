@@ -17,8 +17,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from damo.errors import DamoError
 
-class ConfigError(ValueError):
+
+class ConfigError(DamoError, ValueError):
     """A config file or override is invalid; the message names the key and the file."""
 
 

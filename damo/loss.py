@@ -41,8 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from damo.errors import DamoError
 
-class NonFiniteLossInput(ValueError):
+
+class NonFiniteLossInput(DamoError, ValueError):
     """A log-prob or data-factor tensor given to the loss holds NaN or ±inf."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from damo import device
 from damo.config import LoraConfig
+from damo.errors import DamoError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ MODELS_PREFIX = "models:/"
 VISION_TOWER_NAMES = ("vision_tower", "visual", "vision_model")
 
 
-class ModelError(RuntimeError):
+class ModelError(DamoError, RuntimeError):
     """A model URI cannot be resolved or a folder is not a loadable image-text-to-text model."""
 
 

@@ -37,6 +37,7 @@ from typing import Any
 from damo import storage
 from damo.config import DamoConfig
 from damo.data.dataset import Manifest, sha256_file
+from damo.errors import DamoError
 from damo.mlflow_tracker import MlflowTracker, flatten, registry_client
 from damo.model_card import gate_decision, model_card
 from damo.tracking import open_tracker, tracking_uri
@@ -49,7 +50,7 @@ METRIC_TAG = "damo.metric."
 URI_FORMS = "models:/NAME@ALIAS or models:/NAME/VERSION"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(DamoError, RuntimeError):
     """Registering or pulling a model failed; the message says what and that nothing half-made remains."""
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from damo import stack_procs as procs
 from damo.config import DamoConfig, StackConfig
+from damo.errors import DamoError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ WEED_GRPC_OFFSET = 10000
 WEED_INTERNAL_PORTS = (*WEED_PAIRED_PORTS, *(f"{n}_grpc" for n in WEED_PAIRED_PORTS), "s3_grpc")
 
 
-class StackError(RuntimeError):
+class StackError(DamoError, RuntimeError):
     """The local stack could not be started, reached or stopped; the message says which part."""
 
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from damo.errors import DamoError
+
 S3_PREFIX = "s3://"
 
 
-class StorageError(RuntimeError):
+class StorageError(DamoError, RuntimeError):
     """An object-store operation failed; the message names the URI and the cause."""
 
 

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from damo.config import ConfigError, load_config
+from damo.errors import DamoError
 
 # verb → (module under damo.cli, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
@@ -45,6 +46,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.loss.beta=0.2 (repeatable)")
         p.add_argument("-v", "--verbose", action="store_true")
+        p.add_argument("--debug", action="store_true",
+                       help="show the Python traceback of a failure, not just its one-line message")
         p.set_defaults(_module=module)
         if verb == name:
             _verb_module(module).add_arguments(p)
@@ -69,14 +72,23 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         config = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        sys.stderr.write(f"damo {args.verb}: {err}\n")
-        return 2
-    result = _verb_module(args._module).run(config, args)
+        result = _verb_module(args._module).run(config, args)
+    except DamoError as err:
+        # Every verb fails the same way: one line naming what is wrong, a non-zero exit. The
+        # traceback is for developers (--debug); a user acts on the message.
+        if args.debug:
+            raise
+        sys.stderr.write(f"damo {args.verb}: {_one_line(err)}\n")
+        return 2 if isinstance(err, ConfigError) else 1  # 2: the invocation is wrong; 1: the run failed
     if isinstance(result, dict):
         emit(result)
         return 0
     return int(result or 0)
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (chained causes are already named in damo's messages)."""
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
-    from damo.ingest import IngestError
     from damo.steps.ingest import IngestPaths
     from damo.steps.ingest import run as run_step
-    from damo.storage import StorageError
 
-    try:
-        return run_step(config, IngestPaths(source=args.source, out=Path(args.out)))
-    except (IngestError, StorageError) as err:  # a message naming the source, not a traceback
-        sys.stderr.write(f"damo ingest: {err}\n")
-        return 1
+    return run_step(config, IngestPaths(source=args.source, out=Path(args.out)))

@@ -5,7 +5,6 @@ tracking URI configured, the local stack is used."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from damo.config import DamoConfig
@@ -16,13 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
-    from damo.registry import RegistryError
     from damo.registry_gc import prune
     from damo.stack import use_local_stack_if_unset
 
     use_local_stack_if_unset(config)
-    try:
-        return prune(config, dry_run=args.dry_run)
-    except RegistryError as err:
-        sys.stderr.write(f"damo prune: {err}\n")
-        return 1
+    return prune(config, dry_run=args.dry_run)

@@ -4,7 +4,6 @@ configured, the local stack is used."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
-    from damo.registry import RegistryError
     from damo.stack import use_local_stack_if_unset
     from damo.steps.pull import PullPaths
     from damo.steps.pull import run as run_step
 
     use_local_stack_if_unset(config)
-    try:
-        return run_step(config, PullPaths(model_uri=args.model_uri, out=Path(args.out)))
-    except RegistryError as err:
-        sys.stderr.write(f"damo pull: {err}\n")
-        return 1
+    return run_step(config, PullPaths(model_uri=args.model_uri, out=Path(args.out)))

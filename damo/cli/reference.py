@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
-    from damo.data.dataset import DatasetError
-    from damo.models import ModelError
     from damo.steps.reference import ReferencePaths
     from damo.steps.reference import run as run_step
 
-    try:
-        return run_step(config, ReferencePaths(data=Path(args.data), model=args.model, out=Path(args.out)))
-    except (DatasetError, ModelError) as err:
-        sys.stderr.write(f"damo reference: {err}\n")
-        return 1
+    return run_step(config, ReferencePaths(data=Path(args.data), model=args.model, out=Path(args.out)))

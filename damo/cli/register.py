@@ -4,7 +4,6 @@ adapter of :mod:`damo.steps.register`. With no tracking URI configured, the loca
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
-    from damo.registry import RegistryError
     from damo.stack import use_local_stack_if_unset
     from damo.steps.register import RegisterPaths
     from damo.steps.register import run as run_step
@@ -30,8 +28,4 @@ def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
     use_local_stack_if_unset(config)
     optional = {key: Path(value) for key in ("metrics", "data", "out") if (value := getattr(args, key))}
     paths = RegisterPaths(model=Path(args.model), **optional)
-    try:
-        return run_step(config, paths)
-    except RegistryError as err:
-        sys.stderr.write(f"damo register: {err}\n")
-        return 1
+    return run_step(config, paths)

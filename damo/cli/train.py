@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
-    from damo.data.dataset import DatasetError
-    from damo.models import ModelError
     from damo.steps.train import TrainPaths
     from damo.steps.train import run as run_step
-    from damo.train.data import TrainDataError
-    from damo.train.loop import TrainingError
 
-    try:
-        return run_step(config, TrainPaths(data=Path(args.data), model=args.model, out=Path(args.out)))
-    except (DatasetError, ModelError, TrainDataError, TrainingError) as err:
-        sys.stderr.write(f"damo train: {err}\n")
-        return 1
+    return run_step(config, TrainPaths(data=Path(args.data), model=args.model, out=Path(args.out)))

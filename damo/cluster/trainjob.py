@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from damo.config import DamoConfig, save_resolved
+from damo.errors import DamoError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKIN
 WORKSPACE_VOLUME, SHM_VOLUME = "workspace", "dshm"
 
 
-class TrainJobError(RuntimeError):
+class TrainJobError(DamoError, RuntimeError):
     """The TrainJob failed, vanished or timed out; the message names the job and the reason."""
 
 

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from damo.errors import DamoError
+
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 SPLITS = ("train", "validation")
@@ -41,7 +43,7 @@ BASE_SCHEMA = pa.schema(
 BASE_COLUMNS = tuple(BASE_SCHEMA.names)
 
 
-class DatasetError(ValueError):
+class DatasetError(DamoError, ValueError):
     """A preference dataset folder is missing, corrupt or does not match the contract."""
 
 

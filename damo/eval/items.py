@@ -20,6 +20,7 @@ from PIL import Image
 
 from damo import storage
 from damo.config import DamoConfig
+from damo.errors import DamoError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 Answers = list[dict[str, Any]]  # answer records (see the module docstring)
 
 
-class BenchmarkDataError(ValueError):
+class BenchmarkDataError(DamoError, ValueError):
     """Benchmark data is missing or malformed; the message names the config key or file."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import openai
 
 from damo.config import JudgeConfig
+from damo.errors import DamoError
 from damo.eval.items import append_jsonl, drop_partial_line, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 _TRANSIENT = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
 
 
-class JudgeError(RuntimeError):
+class JudgeError(DamoError, RuntimeError):
     """The judge failed for good (after retries, or a non-transient error); the message says why."""
 
 

@@ -21,11 +21,12 @@ import torch
 from damo import storage
 from damo.config import ScoreConfig
 from damo.device import choose_device, inference_dtype
+from damo.errors import DamoError
 
 HF_CONFIG = "open_clip_config.json"
 
 
-class ClipLoadError(RuntimeError):
+class ClipLoadError(DamoError, RuntimeError):
     """The configured CLIP could not be loaded; the message names what was asked for."""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from damo.errors import DamoError
 
-class IngestError(RuntimeError):
+
+class IngestError(DamoError, RuntimeError):
     """The source as a whole cannot be ingested; the message names the source or file."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from damo.config import DamoConfig
+from damo.errors import DamoError
 from damo.steps.pipeline_io import numeric_metrics
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ _FAILED_TASK = re.compile(r"(?:Inner task failed: |Task )'?([\w.-]+)'?")
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b.*")
 
 
-class StepFailed(RuntimeError):
+class StepFailed(DamoError, RuntimeError):
     """A pipeline task failed; ``step`` is its name and ``error`` the exception line it raised."""
 
     def __init__(self, step: str, error: str) -> None:

@@ -18,13 +18,14 @@ import torch
 
 from damo.config import TrainConfig
 from damo.data.dataset import PreferenceDataset
+from damo.errors import DamoError
 
 TRAIN_SPLIT = "train"
 REFERENCE_COLUMNS = ("reference_chosen_logps", "reference_rejected_logps")
 PAIR_COLUMNS = ("id", "image", "question", "chosen", "rejected")
 
 
-class TrainDataError(ValueError):
+class TrainDataError(DamoError, ValueError):
     """The dataset cannot feed this training config (missing columns, too few rows)."""
 
 

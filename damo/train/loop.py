@@ -23,6 +23,7 @@ from tqdm import tqdm
 from damo import device
 from damo.config import DamoConfig
 from damo.data.dataset import PreferenceDataset
+from damo.errors import DamoError
 from damo.loss import (
     ARMS,
     LossOptions,
@@ -42,7 +43,7 @@ from damo.train.metrics import StepMetrics
 log = logging.getLogger(__name__)
 
 
-class TrainingError(RuntimeError):
+class TrainingError(DamoError, RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message names the step and last checkpoint."""
 
 
