@@ -111,14 +111,15 @@ def evaluate(config: str, trained: Input[Model], base_model: str, evaluation: Ou
     import shutil
     from pathlib import Path
 
+    from damo.flat import numbers
     from damo.steps import evaluate as step
-    from damo.steps.pipeline_io import config_from_yaml, numeric_metrics, result_json
+    from damo.steps.pipeline_io import config_from_yaml, result_json
 
     out = Path(evaluation.path)
     result = step.run(config_from_yaml(config), step.EvaluatePaths(
         out=out, model=str(Path(trained.path) / "model"), baseline=base_model))
     shutil.copyfile(out / "report.md", report.path)
-    for name, value in numeric_metrics(result).items():
+    for name, value in numbers(result).items():
         metrics.log_metric(name, value)
     return result_json(result)
 

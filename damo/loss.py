@@ -35,13 +35,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from damo.errors import DamoError
+
+if TYPE_CHECKING:
+    from damo.config import LossConfig
 
 
 class NonFiniteLossInput(DamoError, ValueError):
@@ -80,15 +83,22 @@ class RunningGap:
 
 @dataclass(frozen=True)
 class LossOptions:
-    """Hyper-parameters of one loss call (defaults: DAMA.md; config: ``train.loss``)."""
+    """Hyper-parameters of one loss call: ``train.loss`` of the config (:meth:`from_config`), where
+    their defaults live (DAMA.md's values); this class has none of its own."""
 
-    beta: float = 0.1
-    keep_ratio: float = 0.8
-    gamma: float = 0.9
-    beta_min: float = 1e-3
-    model_factor: str = "mean_sigmoid"  # or "sigmoid_mean" (Algorithm 1's reading)
-    keep_weight: str = "unit"  # or "running_std"
-    beta_dpo_alpha: float = 0.6
+    beta: float
+    keep_ratio: float
+    gamma: float
+    beta_min: float
+    model_factor: str  # "mean_sigmoid" (the authors' code) or "sigmoid_mean" (Algorithm 1's reading)
+    keep_weight: str  # "unit" or "running_std"
+    beta_dpo_alpha: float
+
+    @classmethod
+    def from_config(cls, loss: LossConfig) -> LossOptions:
+        return cls(beta=loss.beta, keep_ratio=loss.keep_ratio, gamma=loss.gamma, beta_min=loss.beta_min,
+                   model_factor=loss.model_factor, keep_weight=loss.keep_weight,
+                   beta_dpo_alpha=loss.beta_dpo_alpha)
 
     def __post_init__(self) -> None:
         if self.model_factor not in MODEL_FACTORS:
@@ -256,7 +266,7 @@ ARMS: dict[str, Arm] = {
 # --------------------------------------------------------------------------- the loss
 def preference_loss(arm: str, policy_chosen_logps: Tensor, policy_rejected_logps: Tensor,
                     reference_chosen_logps: Tensor, reference_rejected_logps: Tensor,
-                    data_factor: Tensor, state: RunningGap, options: LossOptions = LossOptions(),
+                    data_factor: Tensor, state: RunningGap, options: LossOptions,
                     generator: torch.Generator | None = None, local_mask: Tensor | None = None
                     ) -> DamaLossOutput:
     """The loss of one ablation arm over a global batch of N pairs; updates ``state``.
@@ -308,18 +318,30 @@ def preference_loss(arm: str, policy_chosen_logps: Tensor, policy_rejected_logps
     )
 
 
-def dama_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor,
-              reference_chosen_logps: Tensor, reference_rejected_logps: Tensor,
-              data_factor: Tensor, state: RunningGap, *, beta: float = 0.1, keep_ratio: float = 0.8,
-              gamma: float = 0.9, beta_min: float = 1e-3, generator: torch.Generator | None = None,
-              local_mask: Tensor | None = None, model_factor: str = "mean_sigmoid",
-              keep_weight: str = "unit") -> DamaLossOutput:
-    """The full DAMA loss (arm ``dama``) over a global batch; see :func:`preference_loss`.
+class PreferenceLoss:
+    """The loss of one arm, built once from ``train.loss``; it owns the running gap ``R̄``.
 
-    Shapes: the four log-prob tensors and ``data_factor`` are (N,). Returns a
-    :class:`DamaLossOutput`; ``state`` (R̄) is updated after the loss is computed.
+    A trainer calls it once per micro-step on the global batch (:func:`preference_loss`) and
+    checkpoints it with :meth:`state_dict` / :meth:`load_state_dict` (the running gap's state).
     """
-    options = LossOptions(beta=beta, keep_ratio=keep_ratio, gamma=gamma, beta_min=beta_min,
-                          model_factor=model_factor, keep_weight=keep_weight)
-    return preference_loss("dama", policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-                           reference_rejected_logps, data_factor, state, options, generator, local_mask)
+
+    def __init__(self, loss: LossConfig) -> None:
+        if loss.arm not in ARMS:
+            raise ValueError(f"unknown loss arm {loss.arm!r}; choose one of {sorted(ARMS)}")
+        self.arm = loss.arm
+        self.options = LossOptions.from_config(loss)
+        self.gap = RunningGap()
+
+    def __call__(self, policy_chosen_logps: Tensor, policy_rejected_logps: Tensor,
+                 reference_chosen_logps: Tensor, reference_rejected_logps: Tensor, data_factor: Tensor,
+                 generator: torch.Generator | None = None, local_mask: Tensor | None = None
+                 ) -> DamaLossOutput:
+        return preference_loss(self.arm, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+                               reference_rejected_logps, data_factor, self.gap, self.options, generator,
+                               local_mask)
+
+    def state_dict(self) -> dict[str, float | int]:
+        return self.gap.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gap.load_state_dict(state)

@@ -1,9 +1,10 @@
 """Model URIs → local HF folders, and loading policies/processors from them.
 
 A model argument is a local folder, an ``s3://`` prefix (fetched with :mod:`damo.storage`) or an
-MLflow registry URI, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (fetched with
-``mlflow.artifacts``). Whatever the layout of a registered model's artifacts, the HF folder is the one
-directory in it that holds ``config.json``.
+MLflow registry URI, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``, fetched from the configured
+tracking URI through :func:`damo.registry.pull` — the very download ``damo pull`` makes, every file
+checked against the sha256 recorded at registration. Whatever the layout of a registered model's
+artifacts, the HF folder is the one directory in it that holds ``config.json``.
 
 Any transformers image-text-to-text model that loads with ``AutoModelForImageTextToText`` and
 ``AutoProcessor`` is accepted; LLaVA-1.5 (llava-hf format) is the first target.
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from damo import device
-from damo.config import LoraConfig
+from damo.config import DamoConfig, LoraConfig
 from damo.errors import DamoError
 
 log = logging.getLogger(__name__)
@@ -41,20 +42,21 @@ def find_hf_folder(root: Path) -> Path:
     return found[0]
 
 
-def resolve_model(uri: str | Path, cache_dir: str | Path | None = None) -> Path:
+def resolve_model(uri: str | Path, config: DamoConfig, cache_dir: str | Path | None = None) -> Path:
     """A local HF folder for ``uri`` (a folder, ``s3://`` prefix or ``models:/NAME@ALIAS|/VERSION``).
 
-    Remote models are downloaded into ``cache_dir`` (a new temporary folder when None).
+    Remote models are downloaded into ``cache_dir`` (a new temporary folder when None); a registered
+    one from ``config``'s tracking URI, verified as ``damo pull`` verifies it.
     """
     text = str(uri)
     if text.startswith(MODELS_PREFIX) or text.startswith("s3://"):
         dest = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="damo-model-"))
         dest.mkdir(parents=True, exist_ok=True)
         if text.startswith(MODELS_PREFIX):
-            import mlflow.artifacts
+            from damo.registry import pull
 
-            log.info("downloading %s from the MLflow registry into %s", text, dest)
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=str(dest)))
+            log.info("pulling %s from the MLflow registry into %s", text, dest)
+            local = Path(pull(config, text, dest / "model")["out"])
         else:
             from damo.storage import download
 

@@ -38,9 +38,10 @@ from damo import storage
 from damo.config import DamoConfig
 from damo.data.dataset import Manifest, sha256_file
 from damo.errors import DamoError
-from damo.mlflow_tracker import MlflowTracker, flatten, registry_client
+from damo.flat import numbers
 from damo.model_card import gate_decision, model_card
-from damo.tracking import open_tracker, tracking_uri
+from damo.tracking import Tracker, tracking_uri
+from damo.tracking import client as tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,7 @@ def load_metrics(path: Path | None) -> dict[str, float]:
         return {}
     if not path.is_file():
         raise RegistryError(f"metrics file {path} does not exist")
-    flat = flatten(json.loads(path.read_text()))
-    return {k: float(v) for k, v in flat.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return numbers(json.loads(path.read_text()))
 
 
 # --------------------------------------------------------------------------- upload + verify
@@ -188,40 +188,40 @@ def _version_tags(config: DamoConfig, data: Path | None, metrics: Mapping[str, f
     return tags | {f"{METRIC_TAG}{k}": repr(v) for k, v in metrics.items()}
 
 
-def register(config: DamoConfig, model_dir: Path, metrics_path: Path | None = None,
+def register(config: DamoConfig, tracker: Tracker, model_dir: Path, metrics_path: Path | None = None,
              data_dir: Path | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Upload + verify ``model_dir``, then create the model version and set its aliases."""
-    require_uri(config)
+    """Upload + verify ``model_dir``, then create the model version (its run: ``tracker``'s, the
+    register step's MLflow run) and set its aliases."""
+    client = tracking_client(require_uri(config))
     name = config.registry.model_name
     metrics = load_metrics(metrics_path)
-    with open_tracker(config, "register") as tracker:
-        if not isinstance(tracker, MlflowTracker):
-            raise RegistryError("the register step needs an MLflow tracker")
-        prefix = f"{store_uri(config)}/{name}/{tracker.mlflow_run_id}"
-        digests, manifest = _upload_all(model_dir, prefix, config, progress)
-        tags = _version_tags(config, data_dir, metrics, manifest)
-        client = tracker.client
-        champion = _champion(client, name)
-        _ensure_registered_model(client, name)
-        mv = client.create_model_version(name, prefix, run_id=tracker.mlflow_run_id, tags=tags)
-        aliases = [CANDIDATE]
-        client.set_registered_model_alias(name, CANDIDATE, mv.version)
-        champion_metrics = _tag_metrics(champion.tags) if champion is not None else None
-        passed, reason = gate_decision(config.registry.gate, metrics, champion_metrics,
-                                       champion.version if champion is not None else None)
-        if passed:
-            client.set_registered_model_alias(name, CHAMPION, mv.version)
-            aliases.append(CHAMPION)
-        client.set_model_version_tag(name, mv.version, "damo.gate", "passed" if passed else "failed")
-        client.set_model_version_tag(name, mv.version, "damo.gate_reason", reason)
-        card = model_card(name, str(mv.version), prefix, tags, metrics, digests, aliases, reason)
-        client.update_model_version(name, mv.version, description=card)
-        tracker.log_metrics(metrics)
-        tracker.set_tags({"damo.model_name": name, "damo.model_version": str(mv.version)})
-        tracker.log_text(card, "model_card.md")
+    run_id = tracker.run_id
+    if run_id is None:
+        raise RegistryError("the register step needs an MLflow run to tie the model version to")
+    prefix = f"{store_uri(config)}/{name}/{run_id}"
+    digests, manifest = _upload_all(model_dir, prefix, config, progress)
+    tags = _version_tags(config, data_dir, metrics, manifest)
+    champion = _champion(client, name)
+    _ensure_registered_model(client, name)
+    mv = client.create_model_version(name, prefix, run_id=run_id, tags=tags)
+    aliases = [CANDIDATE]
+    client.set_registered_model_alias(name, CANDIDATE, mv.version)
+    champion_metrics = _tag_metrics(champion.tags) if champion is not None else None
+    passed, reason = gate_decision(config.registry.gate, metrics, champion_metrics,
+                                   champion.version if champion is not None else None)
+    if passed:
+        client.set_registered_model_alias(name, CHAMPION, mv.version)
+        aliases.append(CHAMPION)
+    client.set_model_version_tag(name, mv.version, "damo.gate", "passed" if passed else "failed")
+    client.set_model_version_tag(name, mv.version, "damo.gate_reason", reason)
+    card = model_card(name, str(mv.version), prefix, tags, metrics, digests, aliases, reason)
+    client.update_model_version(name, mv.version, description=card)
+    tracker.log_metrics(metrics)
+    tracker.set_tags({"damo.model_name": name, "damo.model_version": str(mv.version)})
+    tracker.log_text(card, "model_card.md")
     log.info("registered %s version %s (%s), aliases %s: %s", name, mv.version, prefix, aliases, reason)
     return {"model_uri": f"models:/{name}/{mv.version}", "name": name, "version": str(mv.version),
-            "aliases": aliases, "source": prefix, "run_id": tracker.mlflow_run_id, "gate": reason,
+            "aliases": aliases, "source": prefix, "run_id": run_id, "gate": reason,
             "files": len(digests), "total_bytes": manifest["total_bytes"], "model_card": card}
 
 
@@ -286,7 +286,7 @@ def verify_folder(folder: Path) -> int:
 
 def pull(config: DamoConfig, model_uri: str, out: Path) -> dict[str, Any]:
     """Download a registered version into ``out`` (replaced only once complete and verified)."""
-    mv = resolve_version(registry_client(require_uri(config)), model_uri)
+    mv = resolve_version(tracking_client(require_uri(config)), model_uri)
     partial = out.parent / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)

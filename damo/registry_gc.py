@@ -17,8 +17,8 @@ from typing import Any
 
 from damo import storage
 from damo.config import DamoConfig
-from damo.mlflow_tracker import registry_client
 from damo.registry import RegistryError, require_uri, store_uri
+from damo.tracking import client as tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _in_progress(client: Any, run_id: str, grace_s: float) -> bool:
 
 def orphans(config: DamoConfig) -> dict[str, int]:
     """Orphaned upload prefixes of ``registry.model_name`` → how many objects each holds."""
-    client = registry_client(require_uri(config))
+    client = tracking_client(require_uri(config))
     name = config.registry.model_name
     root = f"{store_uri(config)}/{name}"
     sources = {mv.source.rstrip("/") for mv in client.search_model_versions(f"name='{name}'")}

@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from damo.config import ConfigError, load_config
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"damo {args.verb}: {_one_line(err)}\n")
         return 2 if isinstance(err, ConfigError) else 1  # 2: the invocation is wrong; 1: the run failed
-    if isinstance(result, dict):
-        emit(result)
+    if isinstance(result, Mapping):  # a step's result (StepResult), or a cluster verb's dict
+        emit(dict(result))
         return 0
     return int(result or 0)
 

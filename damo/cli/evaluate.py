@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from damo.config import DamoConfig
+from damo.skeleton import StepResult
 from damo.steps.evaluate import EvaluatePaths
 from damo.steps.evaluate import run as run_step
 
@@ -19,6 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 
 
-def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any]:
+def run(config: DamoConfig, args: argparse.Namespace) -> StepResult:
     return run_step(config, EvaluatePaths(out=args.out, model=args.model, baseline=args.baseline,
                                           answers=args.answers))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from damo.config import DamoConfig
+from damo.skeleton import StepResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="folder for result.json and model_card.md")
 
 
-def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
+def run(config: DamoConfig, args: argparse.Namespace) -> StepResult:
     from damo.stack import use_local_stack_if_unset
     from damo.steps.register import RegisterPaths
     from damo.steps.register import run as run_step

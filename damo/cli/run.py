@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from damo.config import DamoConfig
+from damo.steps.evaluate import EvaluateResult
 from damo.steps.local_run import (
-    RunOutputs,
     StepFailed,
     failed_step,
     latest_run_dir,
     summary,
     with_absolute_paths,
 )
+from damo.steps.register import RegisterResult
 from damo.tracking import pipeline_run
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _tracking(config: DamoConfig) -> None:
         log.info("local stack: MLflow %s, object store %s", env.tracking_uri, env.s3_endpoint)
 
 
-def _execute(config: DamoConfig) -> RunOutputs:
+def _execute(config: DamoConfig) -> tuple[RegisterResult, EvaluateResult]:
     from kfp import local
 
     from components import steps
@@ -80,7 +81,9 @@ def _execute(config: DamoConfig) -> RunOutputs:
             world = steps.tiny_world(config=text, world_dir=p.tiny_world_dir).outputs
             source, base_model = source or world["data"], base_model or world["policy"]
         task = build_pipeline(config)(config=text, source=source, base_model=base_model)
-    return RunOutputs(registered=task.outputs["registered"], evaluated=task.outputs["evaluated"])
+    # the pipeline's outputs are the register and evaluate components' results, as JSON text
+    return (RegisterResult.from_json(task.outputs["registered"]),
+            EvaluateResult.from_json(task.outputs["evaluated"]))
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
@@ -95,9 +98,10 @@ def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
     try:
         # One MLflow run for the pipeline run: every step's run nests under it (through the env).
         with contextlib.redirect_stdout(tee), pipeline_run(config, config.pipeline.name) as run_id:
-            outputs = _execute(config)
+            registered, evaluated = _execute(config)
     except RuntimeError as err:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed"
         failure = err if isinstance(err, StepFailed) else failed_step(str(err), tee.lines.getvalue())
         sys.stderr.write(f"damo run: {failure}\n")
         return 1
-    return summary(outputs, run_id, latest_run_dir(Path(config.pipeline.output_dir), config.pipeline.name))
+    run_dir = latest_run_dir(Path(config.pipeline.output_dir), config.pipeline.name)
+    return summary(registered, evaluated, run_id, run_dir)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from damo.config import DamoConfig
+from damo.skeleton import StepResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for the scored dataset")
 
 
-def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any]:
+def run(config: DamoConfig, args: argparse.Namespace) -> StepResult:
     from damo.steps.score import ScorePaths
     from damo.steps.score import run as run_step
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from damo.config import DamoConfig
+from damo.skeleton import StepResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder; re-running on it resumes from its checkpoints")
 
 
-def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
+def run(config: DamoConfig, args: argparse.Namespace) -> StepResult:
     from damo.steps.train import TrainPaths
     from damo.steps.train import run as run_step
 

@@ -2,17 +2,17 @@
 
 The pipeline's train task (``pipeline.num_nodes`` > 1) copies the dataset and the resolved config
 into a ReadWriteMany workspace claim that every node mounts, creates a TrainJob whose nodes run
-``torchrun -m damo.train.worker`` on that workspace — every rank runs the train step's own
-``train_here``, what ``damo train`` runs (the ``torch-distributed`` runtime sets the torchrun
-rendezvous through ``PET_*`` variables) — waits for
-the job's ``Complete``/``Failed`` condition, and copies the trained folder back as its artifact.
+``torchrun -m damo.train.worker`` on that workspace — every rank runs
+``damo.train.session.train_here``, what ``damo train`` runs (the ``torch-distributed`` runtime sets
+the torchrun rendezvous through ``PET_*`` variables) — waits for the job's
+``Complete``/``Failed`` condition, and copies the trained folder back as its artifact.
 
 Targets the Trainer API ``trainer.kubeflow.org/v1alpha1`` with ``runtimePatches`` (Trainer ≥ 2.2).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import shutil
 import time
@@ -24,6 +24,8 @@ from typing import Any
 
 from damo.config import DamoConfig, save_resolved
 from damo.errors import DamoError
+from damo.skeleton import RESULT_FILE
+from damo.train.results import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ def build_trainjob(config: DamoConfig, *, name: str, namespace: str, image: str,
     gpus = config.train.num_processes
     limits = {"cpu": res.cpu, "memory": res.memory, p.gpu_resource: str(gpus)}
     # torchrun reads the rendezvous (PET_NNODES, PET_NODE_RANK, PET_MASTER_ADDR...) the runtime sets;
-    # each rank runs damo.train.worker → damo.steps.train.train_here, the code `damo train` runs.
+    # each rank runs damo.train.worker → damo.train.session.train_here, the code `damo train` runs.
     command = ["torchrun", "-m", "damo.train.worker", "--config", str(workdir / "config.yaml"),
                "--data", str(workdir / "data"), "--model", model, "--out", str(workdir / "out")]
     pod_spec = {
@@ -155,7 +157,7 @@ def custom_objects_api() -> Any:
 
 
 def run(config: DamoConfig, paths: TrainJobPaths, *, api: Any = None, namespace: str | None = None,
-        sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+        sleep: Callable[[float], None] = time.sleep) -> TrainResult:
     """Stage data + config on the workspace, run the TrainJob to completion, collect its output."""
     t = config.pipeline.trainjob
     name = f"damo-train-{uuid.uuid4().hex[:12]}"
@@ -174,6 +176,7 @@ def run(config: DamoConfig, paths: TrainJobPaths, *, api: Any = None, namespace:
         raise TrainJobError(f"TrainJob {namespace}/{name} completed but wrote no model under {out}")
     shutil.copytree(out, paths.out, dirs_exist_ok=True)
     shutil.rmtree(workdir)  # the artifact now holds the result; the workspace is shared and finite
-    result_file = paths.out / "result.json"
-    result = json.loads(result_file.read_text()) if result_file.is_file() else {}
-    return {**result, "trainjob": f"{namespace}/{name}", "num_nodes": config.pipeline.num_nodes}
+    result_file = paths.out / RESULT_FILE
+    result = TrainResult.from_json(result_file.read_text()) if result_file.is_file() else TrainResult("train")
+    job = {"trainjob": f"{namespace}/{name}", "num_nodes": config.pipeline.num_nodes}
+    return dataclasses.replace(result, stats={**result.stats, **job})

@@ -14,16 +14,17 @@ import gc
 import json
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from damo.config import DamoConfig, save_resolved
+from damo.config import ConfigError, DamoConfig
 from damo.eval import benchmarks
 from damo.eval.items import BenchContext, BenchmarkDataError, read_records
 from damo.eval.report import flatten, write_report
 from damo.models import resolve_model
-from damo.tracking import Tracker, open_tracker
+from damo.skeleton import StepResult, run_step
+from damo.tracking import Tracker
 
 log = logging.getLogger(__name__)
 # Metric names echoed in the step's summary (the full set is in metrics.json).
@@ -45,7 +46,7 @@ def _generate_and_score(config: DamoConfig, model_uri: str, out: Path) -> dict[s
     ctx = BenchContext(config, out, Path(ev.data_cache))
     # every benchmark's prompts first: a missing file fails now, not after hours of generation
     prompts = {name: benchmarks.get(name).load_items(ctx) for name in ev.benchmarks}
-    responder = HFResponder(resolve_model(model_uri), ev.max_new_tokens, config.seed, ev.precision)
+    responder = HFResponder(resolve_model(model_uri, config), ev.max_new_tokens, config.seed, ev.precision)
     results: dict[str, Any] = {}
     for name, items in prompts.items():
         bench = benchmarks.get(name)
@@ -99,26 +100,28 @@ def _evaluate_one(config: DamoConfig, source: str | Path, out: Path, is_answers:
     return results
 
 
-def run(config: DamoConfig, paths: EvaluatePaths) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class EvaluateResult(StepResult):
+    """``headline``: the model's headline metrics (``group.metric``); the baseline's are in ``stats``
+    as ``baseline_headline``, beside ``metrics`` (the file) and ``groups``."""
+
+    report: str = ""
+    headline: dict[str, float] = field(default_factory=dict)
+
+
+def run(config: DamoConfig, paths: EvaluatePaths) -> EvaluateResult:
     """Evaluate ``paths.model`` (or score ``paths.answers``), and ``paths.baseline`` beside it."""
     if (paths.model is None) == (paths.answers is None):
-        raise ValueError("evaluate needs exactly one of a model (--model) or an answers file (--answers)")
+        raise ConfigError("evaluate needs exactly one of a model (--model) or an answers file (--answers)")
+    if paths.answers is not None and not Path(paths.answers).is_file():
+        raise BenchmarkDataError(f"answers file {paths.answers} does not exist")
     out = Path(paths.out)
-    save_resolved(config, out)
-    tracker = open_tracker(config, "evaluate")
-    tracker.log_params({"benchmarks": ",".join(config.evaluate.benchmarks), "model": paths.model,
-                        "baseline": paths.baseline, "answers": paths.answers})
-    status = "FAILED"
-    try:
-        summary = _run(config, paths, out, tracker)
-        status = "FINISHED"
-    finally:
-        tracker.close(status)
-    (out / "result.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    params = {"benchmarks": ",".join(config.evaluate.benchmarks), "model": paths.model,
+              "baseline": paths.baseline, "answers": paths.answers}
+    return run_step(config, "evaluate", out, lambda tracker: _run(config, paths, out, tracker), params=params)
 
 
-def _run(config: DamoConfig, paths: EvaluatePaths, out: Path, tracker: Tracker) -> dict[str, Any]:
+def _run(config: DamoConfig, paths: EvaluatePaths, out: Path, tracker: Tracker) -> EvaluateResult:
     sources: dict[str, str] = {}
     results: dict[str, dict[str, Any]] = {}
     if paths.baseline is not None:  # first column of the report: the reference of Δ
@@ -134,9 +137,9 @@ def _run(config: DamoConfig, paths: EvaluatePaths, out: Path, tracker: Tracker) 
         tracker.log_metrics({prefix + k: v for k, v in flatten(metrics).items()})
     for artifact in (out / "metrics.json", report, *sorted((out / "plots").glob("*.png"))):
         tracker.log_artifact(artifact)
-    summary: dict[str, Any] = {"out": str(out), "metrics": str(out / "metrics.json"), "report": str(report),
-                               "groups": list(results["model"])}
-    for column, metrics in results.items():
-        key = "headline" if column == "model" else f"{column}_headline"
-        summary[key] = {k: v for k, v in flatten(metrics).items() if k.split(".")[-1] in HEADLINE_METRICS}
-    return summary
+    headlines = {column: {k: v for k, v in flatten(metrics).items() if k.split(".")[-1] in HEADLINE_METRICS}
+                 for column, metrics in results.items()}
+    stats: dict[str, Any] = {"metrics": str(out / "metrics.json"), "groups": list(results["model"])}
+    stats |= {f"{column}_headline": h for column, h in headlines.items() if column != "model"}
+    return EvaluateResult(step="evaluate", out=str(out), report=str(report), headline=headlines["model"],
+                          stats=stats)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from damo.config import DamoConfig, save_resolved
+from damo.config import DamoConfig
 from damo.ingest import ingest
 from damo.ingest.quarantine import QUARANTINE
-from damo.tracking import open_tracker
+from damo.skeleton import StepResult, run_step
+from damo.tracking import Tracker
+
+COUNTS = ("input_rows", "kept", "quarantined", "rows_per_s")  # the report's figures logged as metrics
 
 
 @dataclass(frozen=True)
@@ -19,24 +20,20 @@ class IngestPaths:
     out: Path  # the preference dataset folder to create (must not hold a dataset yet)
 
 
-def run(config: DamoConfig, paths: IngestPaths) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class IngestResult(StepResult):
+    quarantine: str = ""
+
+
+def run(config: DamoConfig, paths: IngestPaths) -> IngestResult:
     """Ingest ``paths.source`` into ``paths.out``; returns the ingest report (counts by reason)."""
     out = Path(paths.out)
-    tracker = open_tracker(config, "ingest")
-    try:
-        save_resolved(config, out)
+
+    def work(tracker: Tracker) -> IngestResult:
         report = ingest(paths.source, out, config.ingest)
-        result = {"step": "ingest", "out": str(out), "quarantine": str(out / QUARANTINE), **report}
-        (out / "result.json").write_text(json.dumps(result, indent=2))
-        tracker.log_params(
-            {"ingest." + k: v for k, v in config.ingest.model_dump().items()} | {"source": paths.source}
-        )
         by_reason = {f"quarantined.{k}": float(v) for k, v in report["quarantined_by_reason"].items()}
-        counts = ("input_rows", "kept", "quarantined", "rows_per_s")
-        tracker.log_metrics({k: float(report[k]) for k in counts} | by_reason)
+        tracker.log_metrics({k: float(report[k]) for k in COUNTS} | by_reason)
         tracker.log_artifact(out / QUARANTINE)
-    except BaseException:
-        tracker.close("FAILED")
-        raise
-    tracker.close()
-    return result
+        return IngestResult(step="ingest", out=str(out), quarantine=str(out / QUARANTINE), stats=report)
+
+    return run_step(config, "ingest", out, work, params={"source": paths.source})

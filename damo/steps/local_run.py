@@ -12,13 +12,14 @@ import logging
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from damo.config import DamoConfig
 from damo.errors import DamoError
-from damo.steps.pipeline_io import numeric_metrics
+from damo.flat import numbers
+from damo.steps.evaluate import EvaluateResult
+from damo.steps.register import RegisterResult
 
 log = logging.getLogger(__name__)
 
@@ -118,37 +119,27 @@ def failed_step(message: str, output: str) -> StepFailed:
     return StepFailed(step, errors[-1] if errors else clean_message.strip())
 
 
-@dataclass(frozen=True)
-class RunOutputs:
-    """What the pipeline returned: the register and evaluate steps' results (JSON text)."""
-
-    registered: str
-    evaluated: str
-
-
 def _headline(metrics_file: Path, keys: list[str]) -> dict[str, float]:
     """The ``group.metric`` values named by ``keys`` in an evaluation's ``metrics.json``."""
     if not metrics_file.is_file():
         return {}
-    flat = numeric_metrics(json.loads(metrics_file.read_text()))
+    flat = numbers(json.loads(metrics_file.read_text()))
     return {key: flat[key] for key in keys if key in flat}
 
 
-def summary(outputs: RunOutputs, run_id: str | None, run_dir: Path) -> dict[str, Any]:
+def summary(registered: RegisterResult, evaluated: EvaluateResult, run_id: str | None,
+            run_dir: Path) -> dict[str, Any]:
     """The one-line summary of a finished run: its MLflow run id, the registered model, the headline
     metrics of the aligned and the base model, the report, and the output folder."""
-    registered: dict[str, Any] = json.loads(outputs.registered)
-    evaluated: dict[str, Any] = json.loads(outputs.evaluated)
-    headline: dict[str, float] = evaluated.get("headline") or {}
-    baseline_file = Path(evaluated["out"]) / "baseline" / "metrics.json" if "out" in evaluated else None
+    baseline_file = Path(evaluated.out) / "baseline" / "metrics.json" if evaluated.out else None
     return {
         "run_id": run_id,
-        "model_uri": registered.get("model_uri"),
-        "model_version": registered.get("version"),
-        "aliases": registered.get("aliases"),
-        "metrics": headline,
-        "baseline_metrics": _headline(baseline_file, list(headline)) if baseline_file else {},
-        "report": evaluated.get("report"),
+        "model_uri": registered.model_uri,
+        "model_version": registered.version,
+        "aliases": registered.aliases,
+        "metrics": evaluated.headline,
+        "baseline_metrics": _headline(baseline_file, list(evaluated.headline)) if baseline_file else {},
+        "report": evaluated.report,
         "output_dir": str(run_dir),
     }
 

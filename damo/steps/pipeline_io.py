@@ -11,7 +11,6 @@ named here once: :data:`RUN_PARAMETERS`.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,15 +80,3 @@ def apply_run_parameters(text: str, params: Mapping[str, Any]) -> str:
 def result_json(result: Mapping[str, Any]) -> str:
     """A step's result dict as the component's JSON output parameter."""
     return json.dumps(dict(result), default=str, sort_keys=True)
-
-
-def numeric_metrics(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Finite numbers of a (nested) result dict, flattened to ``a.b.c`` keys (for KFP Metrics)."""
-    flat: dict[str, float] = {}
-    for key, value in result.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(numeric_metrics(value, prefix=f"{name}."))
-        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            flat[name] = float(value)
-    return flat

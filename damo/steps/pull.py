@@ -4,13 +4,13 @@ sha256 recorded at registration (:func:`damo.registry.pull`)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from damo import registry
-from damo.config import DamoConfig, save_resolved
+from damo.config import DamoConfig
+from damo.skeleton import StepResult, run_step
+from damo.tracking import Tracker
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,19 @@ class PullPaths:
     out: Path  # replaced by the pulled folder once it is complete and verified
 
 
-def run(config: DamoConfig, paths: PullPaths) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class PullResult(StepResult):
+    """The version pulled; ``stats`` also holds name, source, files (verified) and aliases."""
+
+    model_uri: str = ""
+    version: str = ""
+
+
+def run(config: DamoConfig, paths: PullPaths) -> PullResult:
+    """Pull through :func:`damo.registry.pull`; no MLflow run of its own (a pull records nothing)."""
     out = Path(paths.out)
-    result = {"step": "pull", **registry.pull(config, paths.model_uri, out)}
-    save_resolved(config, out)
-    (out / "result.json").write_text(json.dumps(result, indent=2))
-    return result
+
+    def work(tracker: Tracker) -> PullResult:
+        return PullResult.from_dict({"step": "pull", **registry.pull(config, paths.model_uri, out)})
+
+    return run_step(config, "pull", out, work, track=False)

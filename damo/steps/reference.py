@@ -16,13 +16,13 @@ import pyarrow as pa
 import torch
 
 from damo import device
-from damo.config import DamoConfig, save_resolved
-from damo.data.dataset import PreferenceDataset, map_dataset
+from damo.config import DamoConfig
+from damo.data.dataset import Manifest, PreferenceDataset, map_dataset
 from damo.models import load_model, load_processor, resolve_model
-from damo.tracking import open_tracker
+from damo.skeleton import StepResult, run_step
+from damo.tracking import Tracker
 from damo.train.batch import collate_pairs
 from damo.train.logps import PairLogps
-from damo.train.results import write_result
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,34 @@ def reference_logps_fn(scorer: PairLogps, processor: Any, dev: torch.device) -> 
     return fn
 
 
-def run(config: DamoConfig, paths: ReferencePaths) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class ReferenceResult(StepResult):
+    rows: int = 0
+    model: str = ""
+
+
+def run(config: DamoConfig, paths: ReferencePaths) -> ReferenceResult:
     """Write ``paths.data`` + reference log-prob columns into ``paths.out``; return a summary."""
-    started = time.perf_counter()
+
+    def work(tracker: Tracker) -> ReferenceResult:
+        started = time.perf_counter()
+        manifest = _add_columns(config, paths)
+        seconds = time.perf_counter() - started
+        pairs_per_s = manifest.num_rows / max(seconds, 1e-9)
+        tracker.log_metrics({"reference.seconds": seconds, "reference.pairs_per_s": pairs_per_s})
+        log.info("reference log-probs for %d rows in %.1f s → %s", manifest.num_rows, seconds, paths.out)
+        return ReferenceResult(step="reference", out=str(paths.out), rows=manifest.num_rows,
+                               model=str(paths.model),
+                               stats={"columns": list(COLUMNS), "seconds": round(seconds, 3),
+                                      "pairs_per_s": round(pairs_per_s, 3)})
+
+    return run_step(config, "reference", Path(paths.out), work, params={"reference.model": str(paths.model)})
+
+
+def _add_columns(config: DamoConfig, paths: ReferencePaths) -> Manifest:
     source = PreferenceDataset(paths.data)
     source.require(*NEEDED)
-    model_dir = resolve_model(paths.model)
+    model_dir = resolve_model(paths.model, config)
     dev = device.choose_device()
     model = load_model(model_dir, config.reference.precision).to(dev).eval()
     scorer = PairLogps(model, chunk_tokens=config.reference.logps_chunk_tokens)
@@ -67,17 +89,4 @@ def run(config: DamoConfig, paths: ReferencePaths) -> dict[str, Any]:
         "model": str(paths.model), "precision": str(device.choose_dtype(config.reference.precision)),
         "source_checksum": source.manifest.checksum,
     }
-    manifest = writer.close()
-    save_resolved(config, paths.out)
-    seconds = time.perf_counter() - started
-    pairs_per_s = manifest.num_rows / max(seconds, 1e-9)
-    result: dict[str, Any] = {"rows": manifest.num_rows, "columns": list(COLUMNS), "model": str(paths.model),
-                              "out": str(paths.out), "seconds": round(seconds, 3),
-                              "pairs_per_s": round(pairs_per_s, 3)}
-    tracker = open_tracker(config, "reference")
-    tracker.log_params({"reference.model": str(paths.model), "reference.rows": manifest.num_rows})
-    tracker.log_metrics({"reference.seconds": seconds, "reference.pairs_per_s": pairs_per_s})
-    tracker.close()
-    write_result(paths.out, result)
-    log.info("reference log-probs for %d rows in %.1f s → %s", manifest.num_rows, seconds, paths.out)
-    return result
+    return writer.close()

@@ -6,13 +6,13 @@ The work (upload, verification, version, tags, model card, aliases, gate) is in
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from damo import registry
-from damo.config import DamoConfig, save_resolved
+from damo.config import DamoConfig
+from damo.skeleton import StepResult, run_step
+from damo.tracking import Tracker
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,29 @@ def hf_folder(path: Path) -> Path:
     raise registry.RegistryError(f"{path}: neither it nor {path / 'model'} holds a HF model (config.json)")
 
 
-def run(config: DamoConfig, paths: RegisterPaths) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class RegisterResult(StepResult):
+    """The model version created; ``stats`` also holds source, run_id, gate, files, total_bytes."""
+
+    model_uri: str = ""
+    name: str = ""
+    version: str = ""
+    aliases: list[str] = field(default_factory=list)
+
+
+def run(config: DamoConfig, paths: RegisterPaths) -> RegisterResult:
     """Register ``paths.model`` as a version of ``registry.model_name``; returns model_uri, name,
     version, aliases (and source, run_id, gate reason, file count, bytes)."""
-    result = registry.register(config, hf_folder(Path(paths.model)), paths.metrics, paths.data)
-    card = result.pop("model_card")
-    summary = {"step": "register", **result}
-    if paths.out is not None:
-        out = Path(paths.out)
-        save_resolved(config, out)
-        (out / "model_card.md").write_text(card)
-        (out / "result.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    registry.require_uri(config)  # before any MLflow run is opened
+    model_dir = hf_folder(Path(paths.model))
+    out = Path(paths.out) if paths.out is not None else None
+
+    def work(tracker: Tracker) -> RegisterResult:
+        result = registry.register(config, tracker, model_dir, paths.metrics, paths.data)
+        card = result.pop("model_card")
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "model_card.md").write_text(card)
+        return RegisterResult.from_dict({"step": "register", **result})
+
+    return run_step(config, "register", out, work)

@@ -7,7 +7,6 @@ provenance in the manifest; writes ``delta_histogram.png``; logs summary metrics
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -20,7 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from damo import __version__
-from damo.config import DamoConfig, save_resolved
+from damo.config import DamoConfig
 from damo.data.dataset import BASE_COLUMNS, PreferenceDataset, map_dataset
 from damo.device import has_cuda
 from damo.hardness.clip import load_clip
@@ -28,7 +27,8 @@ from damo.hardness.inputs import ScoreInputs
 from damo.hardness.report import histogram, summary
 from damo.hardness.scorer import FIELDS, Scorer
 from damo.hardness.splitter import make_splitter
-from damo.tracking import open_tracker
+from damo.skeleton import StepResult, run_step
+from damo.tracking import Tracker
 
 log = logging.getLogger(__name__)
 HISTOGRAM = "delta_histogram.png"
@@ -85,21 +85,22 @@ def _score(config: DamoConfig, paths: ScorePaths) -> tuple[Scorer, dict[str, Any
     return scorer, stats, delta_mean
 
 
-def run(config: DamoConfig, paths: ScorePaths) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class ScoreResult(StepResult):
+    delta_mean: float = 0.0
+    histogram: str = ""
+
+
+def run(config: DamoConfig, paths: ScorePaths) -> ScoreResult:
     """Score ``paths.data`` into ``paths.out``; returns the summary (delta_mean, δ statistics, speed)."""
     out = Path(paths.out)
-    tracker = open_tracker(config, "score")
-    try:
-        save_resolved(config, out)
+
+    def work(tracker: Tracker) -> ScoreResult:
         scorer, stats, delta_mean = _score(config, ScorePaths(Path(paths.data), out))
         title = f"{config.score.clip_model} · {config.score.score} · {stats['pairs']} pairs"
         png = histogram(
             np.concatenate(scorer.deltas), delta_mean, out / HISTOGRAM, config.score.histogram_bins, title
         )
-        result = {"step": "score", "out": str(out), "delta_mean": delta_mean, "histogram": str(png),
-                  "dtype": scorer.clip.provenance["dtype"], **stats}
-        (out / "result.json").write_text(json.dumps(result, indent=2))
-        tracker.log_params({"score." + k: v for k, v in config.score.model_dump().items()})
         tracker.log_metrics({"delta_mean": delta_mean, **{k: float(v) for k, v in stats.items()}})
         tracker.log_artifact(png)
         log.info(
@@ -109,8 +110,7 @@ def run(config: DamoConfig, paths: ScorePaths) -> dict[str, Any]:
             stats["pairs_per_s"],
             delta_mean,
         )
-    except BaseException:
-        tracker.close("FAILED")
-        raise
-    tracker.close()
-    return result
+        return ScoreResult(step="score", out=str(out), delta_mean=delta_mean, histogram=str(png),
+                           stats={"dtype": scorer.clip.provenance["dtype"], **stats})
+
+    return run_step(config, "score", out, work)

@@ -2,7 +2,7 @@
 
 Per micro-step (DAMA.md "Order within a step"): forward (the image encoded once per pair) → this
 rank's policy log-probs → gather over ranks → keep-set, α_M (old R̄), β_i and the loss from
-:func:`damo.loss.preference_loss` on the global micro-batch, averaged over this rank's kept pairs →
+:class:`damo.loss.PreferenceLoss` on the global micro-batch, averaged over this rank's kept pairs →
 backward, DeepSpeed step (an optimizer step at each accumulation boundary) → R̄ updated in the loss.
 """
 
@@ -24,14 +24,7 @@ from damo import device
 from damo.config import DamoConfig
 from damo.data.dataset import PreferenceDataset
 from damo.errors import DamoError
-from damo.loss import (
-    ARMS,
-    LossOptions,
-    NonFiniteLossInput,
-    RunningGap,
-    data_factor_from_delta,
-    preference_loss,
-)
+from damo.loss import ARMS, NonFiniteLossInput, PreferenceLoss, data_factor_from_delta
 from damo.models import load_policy, load_processor, resolve_model
 from damo.train import checkpoint
 from damo.train.batch import PairBatch, collate_pairs
@@ -71,15 +64,9 @@ class Trainer:
     dev: torch.device
     delta_mean: tuple[float, str] | None
     reference: PairLogps | None  # on-the-fly reference (None: precomputed columns)
-    gap: RunningGap
-
-    @property
-    def options(self) -> LossOptions:
-        loss = self.config.train.loss
-        return LossOptions(beta=loss.beta, keep_ratio=loss.keep_ratio, gamma=loss.gamma,
-                           beta_min=loss.beta_min,
-                           model_factor=loss.model_factor, keep_weight=loss.keep_weight,
-                           beta_dpo_alpha=loss.beta_dpo_alpha)
+    loss: PreferenceLoss  # owns the running gap R̄ (checkpointed as "running_gap")
+    model_dir: Path  # the local HF folder the policy was loaded from
+    data_checksum: str  # the training dataset's manifest checksum (named in the model card)
 
     def _reference_context(self) -> AbstractContextManager[Any]:
         # With LoRA the reference is the policy with its adapters switched off: no second model.
@@ -111,10 +98,8 @@ class Trainer:
         ref_chosen, ref_rejected = self._reference_logps(batch, indices)
         local = torch.zeros(len(indices), dtype=torch.bool, device=self.dev)
         local[self.schedule.rank_slice(self.rank)] = True
-        out = preference_loss(
-            self.config.train.loss.arm, policy_chosen, policy_rejected, ref_chosen, ref_rejected,
-            self._data_factor(indices), self.gap, self.options,
-            keep_set_generator(self.config.seed, step, micro), local_mask=local)
+        out = self.loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, self._data_factor(indices),
+                        keep_set_generator(self.config.seed, step, micro), local_mask=local)
         if not torch.isfinite(out.losses.detach()).all():
             raise NonFiniteLossInput(f"the loss is non-finite: {out.losses.detach().tolist()}")
         self.engine.backward(out.loss)
@@ -127,7 +112,7 @@ class Trainer:
         for micro in range(self.schedule.gradient_accumulation):
             self.micro_step(step, micro, metrics)
         summary = metrics.summary(time.perf_counter() - started, float(self.engine.get_lr()[0]))
-        summary["running_gap"] = self.gap.mean  # R̄ after this step's updates
+        summary["running_gap"] = self.loss.gap.mean  # R̄ after this step's updates
         return summary
 
 
@@ -140,7 +125,7 @@ def _reference_module(config: DamoConfig, policy: Any, module: PairLogps) -> Pai
     return PairLogps(frozen, config.train.logps_chunk_tokens).to(device.choose_device())
 
 
-def build_trainer(config: DamoConfig, data: Path, model: str) -> tuple[Trainer, dict[str, Any]]:
+def build_trainer(config: DamoConfig, data: Path, model: str) -> Trainer:
     rank, world = init_distributed()
     t = config.train
     dataset = PreferenceDataset(data)
@@ -148,18 +133,17 @@ def build_trainer(config: DamoConfig, data: Path, model: str) -> tuple[Trainer, 
     rows = TrainRows(dataset, need_reference=t.reference == "precomputed", need_delta=uses_data)
     delta_mean = resolve_delta_mean(t, dataset) if uses_data else None
     schedule = make_schedule(t, len(rows), world, config.seed)
-    model_dir = resolve_model(model)
+    model_dir = resolve_model(model, config)
     torch.manual_seed(config.seed)
     policy = load_policy(model_dir, t.precision, freeze_vision_tower=t.freeze_vision_tower, lora=t.lora,
                          gradient_checkpointing=t.gradient_checkpointing)
     module = PairLogps(policy, t.logps_chunk_tokens)
     reference = _reference_module(config, policy, module)
     engine = build_engine(module, t, world, device.choose_dtype(t.precision), schedule.total_steps)
-    trainer = Trainer(config=config, engine=engine, processor=load_processor(model_dir), rows=rows,
-                      schedule=schedule, rank=rank, world=world, dev=device.choose_device(),
-                      delta_mean=delta_mean, reference=reference, gap=RunningGap())
-    info = {"model_dir": model_dir, "dataset": dataset}
-    return trainer, info
+    return Trainer(config=config, engine=engine, processor=load_processor(model_dir), rows=rows,
+                   schedule=schedule, rank=rank, world=world, dev=device.choose_device(),
+                   delta_mean=delta_mean, reference=reference, loss=PreferenceLoss(t.loss),
+                   model_dir=model_dir, data_checksum=dataset.manifest.checksum)
 
 
 def fit(trainer: Trainer, out: Path, tracker: Any) -> tuple[list[dict[str, float]], int]:
@@ -172,7 +156,7 @@ def fit(trainer: Trainer, out: Path, tracker: Any) -> tuple[list[dict[str, float
     if restored is not None:
         state, last_checkpoint = restored
         start, history = int(state["step"]), list(state["history"])
-        trainer.gap.load_state_dict(state["running_gap"])
+        trainer.loss.load_state_dict(state["running_gap"])
     total = trainer.schedule.total_steps
     bar = tqdm(total=total, initial=start, desc="train", disable=trainer.rank != 0, unit="step")
     for step in range(start, total):
@@ -187,7 +171,7 @@ def fit(trainer: Trainer, out: Path, tracker: Any) -> tuple[list[dict[str, float
             if tracker is not None:
                 tracker.log_metrics(summary, step=done)
         if done % t.save_steps == 0 or done == total:
-            client = {"step": done, "running_gap": trainer.gap.state_dict(), "history": history}
+            client = {"step": done, "running_gap": trainer.loss.state_dict(), "history": history}
             last_checkpoint = checkpoint.save(trainer.engine, root, done, client, trainer.rank,
                                               t.keep_checkpoints)
         bar.update(1)

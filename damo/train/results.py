@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from damo.config import DamoConfig, save_resolved
+from damo.skeleton import StepResult
 
 log = logging.getLogger(__name__)
 
 
-def write_result(out: Path, result: dict[str, Any]) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "result.json"
-    path.write_text(json.dumps(result, indent=2, default=str))
-    return path
+@dataclass(frozen=True, eq=False)
+class TrainResult(StepResult):
+    """Rank 0's result (other ranks: ``stats`` = their rank only); ``stats`` also holds arm, steps,
+    resumed_from, world_size, running_gap, seconds and the final step's metrics."""
+
+    model: str = ""
+    checkpoints: str = ""
+    metrics: str = ""
 
 
 def write_metrics(out: Path, history: list[dict[str, float]], extra: dict[str, Any]) -> Path:

@@ -1,6 +1,6 @@
 """One training rank under ``torch.distributed.run``: ``python -m damo.train.worker --config ... ``.
 
-Started by :func:`damo.steps.train.launch`; runs :func:`damo.steps.train.train_here`, the same code
+Started by :func:`damo.train.launch.launch`; runs :func:`damo.train.session.train_here`, the same code
 a single-process run uses.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from damo.config import load_config
-from damo.steps.train import TrainPaths, train_here
+from damo.train.session import TrainPaths, train_here
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,12 +16,13 @@ import pytest
 from damo import registry, storage
 from damo.config import DamoConfig
 from damo.data.dataset import DatasetWriter, Manifest
-from damo.mlflow_tracker import registry_client
+from damo.models import resolve_model
 from damo.stack import StackEnv
 from damo.steps.pull import PullPaths
 from damo.steps.pull import run as pull_step
 from damo.steps.register import RegisterPaths
 from damo.steps.register import run as register_step
+from damo.tracking import client as registry_client
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +149,20 @@ def test_pull_refuses_a_version_whose_stored_file_was_altered(
     assert not (tmp_path / ".out.partial").exists()
     with pytest.raises(registry.RegistryError, match="no such registered model version"):
         pull_step(config, PullPaths(model_uri="models:/tampered@champion", out=out))
+
+
+def test_a_step_resolves_models_uris_through_the_verified_pull(
+        stack_environ: StackEnv, stack_config: DamoConfig, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``models:/`` inside a step (train, reference, evaluate) is ``damo pull``: same sha256 check,
+    the configured tracking URI (not MLflow's global one, which is unset here)."""
+    config = _config(stack_config, "resolved")
+    result = register_step(config, RegisterPaths(model=_fake_model(tmp_path / "m", b"\x03" * 2048)))
+    config.tracking.uri = stack_environ.tracking_uri
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    found = resolve_model("models:/resolved@candidate", config, cache_dir=tmp_path / "cache")
+    assert (found / "model.safetensors").read_bytes() == b"\x03" * 2048
+    bucket, key = storage.split_s3_uri(result["source"] + "/model.safetensors")
+    storage.s3_client().put_object(Bucket=bucket, Key=key, Body=b"\x04" * 2048)
+    with pytest.raises(registry.RegistryError, match="sha256 differs"):
+        resolve_model("models:/resolved@candidate", config, cache_dir=tmp_path / "cache2")

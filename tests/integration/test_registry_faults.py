@@ -19,12 +19,13 @@ import pytest
 from damo import registry
 from damo import stack as damo_stack
 from damo.config import DamoConfig
-from damo.mlflow_tracker import registry_client
 from damo.stack import StackEnv
 from damo.steps.pull import PullPaths
 from damo.steps.pull import run as pull_step
 from damo.steps.register import RegisterPaths
 from damo.steps.register import run as register_step
+from damo.tracking import client as registry_client
+from damo.tracking import open_tracker
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +64,8 @@ def test_store_killed_mid_upload_leaves_no_version_then_rerun_succeeds(
             damo_stack.stop_service(config, "s3", force=True)  # SIGKILL: the store crashes
 
     try:
-        with pytest.raises(registry.RegistryError) as err:
-            registry.register(config, model, progress=kill_store_after_first_part)
+        with pytest.raises(registry.RegistryError) as err, open_tracker(config, "register") as tracker:
+            registry.register(config, tracker, model, progress=kill_store_after_first_part)
         assert killed.is_set()
         message = str(err.value)
         assert "no model version was created" in message and "unreachable" in message

@@ -10,7 +10,6 @@ import pytest
 from damo import storage
 from damo.cli import main
 from damo.config import DamoConfig
-from damo.mlflow_tracker import experiment_id, registry_client
 from damo.registry import RegistryError, store_uri
 from damo.registry_gc import orphans, prune
 from damo.stack import StackEnv
@@ -18,6 +17,8 @@ from damo.steps.pull import PullPaths
 from damo.steps.pull import run as pull_step
 from damo.steps.register import RegisterPaths
 from damo.steps.register import run as register_step
+from damo.tracking import client as registry_client
+from damo.tracking.client import experiment_id
 from tests.integration.test_registry import _fake_model
 
 pytestmark = pytest.mark.integration

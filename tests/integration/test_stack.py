@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from damo import stack as damo_stack
 from damo.cli import main
 from damo.config import DamoConfig
-from damo.mlflow_tracker import registry_client
+from damo.tracking import client as registry_client
 
 pytestmark = pytest.mark.integration
 

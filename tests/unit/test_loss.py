@@ -16,6 +16,7 @@ The running example, used by several tests — two pairs, β = 0.1, keep_ratio =
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -27,12 +28,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from damo.config import LossConfig
 from damo.loss import (
     ARMS,
     LossOptions,
     NonFiniteLossInput,
+    PreferenceLoss,
     RunningGap,
-    dama_loss,
     data_factor_from_delta,
     gumbel_top_k,
     keep_count,
@@ -46,6 +48,17 @@ REF_REJECTED = [-2.0, -2.0]
 ALPHA_D = [1.2, 0.5]
 
 
+def options(**overrides: object) -> LossOptions:
+    """``train.loss``'s defaults (the config is their one home), with ``overrides``."""
+    return LossOptions.from_config(LossConfig.model_validate(overrides))
+
+
+def dama_loss(*tensors: torch.Tensor, state: RunningGap, generator: torch.Generator | None = None,
+              local_mask: torch.Tensor | None = None, **overrides: object):
+    """The ``dama`` arm with the config's defaults except ``overrides``."""
+    return preference_loss("dama", *tensors, state, options(**overrides), generator, local_mask)
+
+
 def example(requires_grad: bool = False) -> list[torch.Tensor]:
     tensors = [torch.tensor(v, dtype=torch.float64, requires_grad=requires_grad)
                for v in (POLICY_CHOSEN, POLICY_REJECTED, REF_CHOSEN, REF_REJECTED, ALPHA_D)]
@@ -54,7 +67,7 @@ def example(requires_grad: bool = False) -> list[torch.Tensor]:
 
 def test_hand_computed_dama_loss() -> None:
     state = RunningGap()
-    out = dama_loss(*example(), state, keep_ratio=1.0)
+    out = dama_loss(*example(), state=state, keep_ratio=1.0)
     assert out.keep_mask.tolist() == [True, True]
     assert out.model_factor == pytest.approx(1.380797, abs=1e-6)
     assert out.beta.tolist() == pytest.approx([0.165696, 0.069040], abs=1e-6)
@@ -75,8 +88,8 @@ def test_second_step_uses_the_old_running_mean() -> None:
     loss = (0.547736 + 0.693147) / 2 = 0.620442;  then R̄ = 0.9 · 0.1 + 0.1 · 1 = 0.19
     """
     state = RunningGap()
-    dama_loss(*example(), state, keep_ratio=1.0)
-    out = dama_loss(*example(), state, keep_ratio=1.0)
+    dama_loss(*example(), state=state, keep_ratio=1.0)
+    out = dama_loss(*example(), state=state, keep_ratio=1.0)
     assert out.running_mean == pytest.approx(0.1)
     assert out.model_factor == pytest.approx(1.315097, abs=1e-6)
     assert out.loss.item() == pytest.approx(0.620442, abs=1e-6)
@@ -89,7 +102,7 @@ def test_gradients_reach_only_the_policy_logps() -> None:
     β (and so α_D and α_M) is a constant: if it carried gradient, this value would differ.
     """
     pc, pr, rc, rr, ad = example(requires_grad=True)
-    out = dama_loss(pc, pr, rc, rr, ad, RunningGap(), keep_ratio=1.0)
+    out = dama_loss(pc, pr, rc, rr, ad, state=RunningGap(), keep_ratio=1.0)
     out.loss.backward()
     assert pc.grad is not None and pr.grad is not None
     assert pc.grad[0].item() == pytest.approx(-0.034622, abs=1e-6)
@@ -108,30 +121,30 @@ def test_data_factor_from_delta() -> None:
 
 def test_dpo_arm_is_plain_dpo() -> None:
     """Fixed β = 0.1, all kept: ℓ = [−log σ(0.2), log 2] = [0.598139, 0.693147], mean 0.645643."""
-    out = preference_loss("dpo", *example(), RunningGap(), LossOptions())
+    out = preference_loss("dpo", *example(), RunningGap(), options())
     assert out.keep_mask.all() and out.model_factor == 1.0
     assert out.beta.tolist() == pytest.approx([0.1, 0.1])
     assert out.loss.item() == pytest.approx(0.645643, abs=1e-6)
 
 
 def test_data_arm_ignores_the_model_factor_and_model_arm_the_data_factor() -> None:
-    data = preference_loss("data", *example(), RunningGap(), LossOptions(keep_ratio=1.0))
+    data = preference_loss("data", *example(), RunningGap(), options(keep_ratio=1.0))
     assert data.beta.tolist() == pytest.approx([0.12, 0.05])
-    model = preference_loss("model", *example(), RunningGap(), LossOptions(keep_ratio=1.0))
+    model = preference_loss("model", *example(), RunningGap(), options(keep_ratio=1.0))
     assert model.beta.tolist() == pytest.approx([0.1380797, 0.1380797], abs=1e-6)
 
 
 def test_sigmoid_of_mean_option() -> None:
     """Algorithm 1's reading: α_M = σ(mean R_kept) / σ(R̄) = σ(1) / 0.5 = 1.462117."""
     out = preference_loss("dama", *example(), RunningGap(),
-                          LossOptions(keep_ratio=1.0, model_factor="sigmoid_mean"))
+                          options(keep_ratio=1.0, model_factor="sigmoid_mean"))
     assert out.model_factor == pytest.approx(1.462117, abs=1e-6)
 
 
 def test_beta_dpo_updates_before_the_loss() -> None:
     """β-DPO: R̄ ← 0.9·0 + 0.1·1 = 0.1 first; β = 0.1 · (1 + 0.6 · (mean R_kept − 0.1)) = 0.1 · 1.54."""
     state = RunningGap()
-    out = preference_loss("beta_dpo", *example(), state, LossOptions(keep_ratio=1.0, beta_dpo_alpha=0.6))
+    out = preference_loss("beta_dpo", *example(), state, options(keep_ratio=1.0, beta_dpo_alpha=0.6))
     assert out.running_mean == pytest.approx(0.1)
     assert out.model_factor == pytest.approx(1.54)
     assert out.beta.tolist() == pytest.approx([0.154, 0.154])
@@ -140,7 +153,7 @@ def test_beta_dpo_updates_before_the_loss() -> None:
 
 def test_beta_is_clamped_at_beta_min() -> None:
     pc, pr, rc, rr, _ = example()
-    out = dama_loss(pc, pr, rc, rr, torch.tensor([1e-6, 1.0], dtype=torch.float64), RunningGap(),
+    out = dama_loss(pc, pr, rc, rr, torch.tensor([1e-6, 1.0], dtype=torch.float64), state=RunningGap(),
                     keep_ratio=1.0, beta_min=1e-3)
     assert out.beta[0].item() == pytest.approx(1e-3)
     assert out.num_clamped == 1
@@ -155,7 +168,7 @@ def test_keep_count() -> None:
 def test_keep_ratio_one_keeps_everything() -> None:
     gaps = torch.tensor([0.0, 30.0, -1e4, 1e4, 5.0])
     out = preference_loss("dama", gaps, torch.zeros(5), torch.zeros(5), torch.zeros(5), torch.ones(5),
-                          RunningGap(), LossOptions(keep_ratio=1.0))
+                          RunningGap(), options(keep_ratio=1.0))
     assert out.keep_mask.all()
 
 
@@ -164,7 +177,7 @@ def test_keep_set_survives_far_apart_gaps(far: float) -> None:
     """exp(−½·50²) underflows to 0 in float64; the log-space draw still picks the right samples."""
     gaps = torch.tensor([0.0, far, -far, 2 * far], dtype=torch.float64)
     out = preference_loss("dama", gaps, torch.zeros(4), torch.zeros(4), torch.zeros(4), torch.ones(4),
-                          RunningGap(), LossOptions(keep_ratio=0.5), torch.Generator().manual_seed(0))
+                          RunningGap(), options(keep_ratio=0.5), torch.Generator().manual_seed(0))
     assert out.num_kept == 2 and out.keep_mask[0]
     assert torch.isfinite(out.loss)
     # Every gap far from R̄ = 0: still K distinct samples, no crash.
@@ -194,34 +207,47 @@ def test_non_finite_input_raises_naming_the_tensor(name: str, bad: float) -> Non
     tensors[name] = tensors[name].clone()
     tensors[name][1] = bad
     with pytest.raises(NonFiniteLossInput, match=f"{name} holds NaN/inf at indices \\[1\\]"):
-        dama_loss(**tensors, state=RunningGap())
+        dama_loss(*tensors.values(), state=RunningGap())
 
 
 def test_local_mask_averages_over_this_ranks_kept_pairs() -> None:
-    out = dama_loss(*example(), RunningGap(), keep_ratio=1.0, local_mask=torch.tensor([False, True]))
+    out = dama_loss(*example(), state=RunningGap(), keep_ratio=1.0, local_mask=torch.tensor([False, True]))
     assert out.loss.item() == pytest.approx(math.log(2))
-    none_local = dama_loss(*example(requires_grad=True), RunningGap(), keep_ratio=1.0,
+    none_local = dama_loss(*example(requires_grad=True), state=RunningGap(), keep_ratio=1.0,
                            local_mask=torch.tensor([False, False]))
     assert none_local.loss.item() == 0.0 and none_local.loss.requires_grad
 
 
 def test_state_round_trip_continues_identically() -> None:
     state = RunningGap()
-    dama_loss(*example(), state)
+    dama_loss(*example(), state=state)
     restored = RunningGap()
     restored.load_state_dict(json.loads(json.dumps(state.state_dict())))
-    a = dama_loss(*example(), state, generator=torch.Generator().manual_seed(3))
-    b = dama_loss(*example(), restored, generator=torch.Generator().manual_seed(3))
+    a = dama_loss(*example(), state=state, generator=torch.Generator().manual_seed(3))
+    b = dama_loss(*example(), state=restored, generator=torch.Generator().manual_seed(3))
     assert a.loss.item() == b.loss.item() and a.keep_mask.tolist() == b.keep_mask.tolist()
     assert state.state_dict() == restored.state_dict()
+
+
+def test_the_loss_object_is_built_once_from_the_config_and_owns_the_running_gap() -> None:
+    config = LossConfig(arm="dama", keep_ratio=1.0)
+    loss = PreferenceLoss(config)
+    assert loss.options == options(keep_ratio=1.0)  # every value from the config, none of its own
+    first = loss(*example(), generator=torch.Generator().manual_seed(3))
+    assert first.loss.item() == pytest.approx(0.617132, abs=1e-6)  # the running example
+    assert loss.state_dict() == {"mean": pytest.approx(0.1), "std": pytest.approx(1.0), "updates": 1}
+    resumed = PreferenceLoss(config)
+    resumed.load_state_dict(json.loads(json.dumps(loss.state_dict())))
+    a, b = loss(*example()), resumed(*example())
+    assert a.loss.item() == b.loss.item() and loss.state_dict() == resumed.state_dict()
 
 
 def test_unknown_arm_and_options_refused() -> None:
     assert set(ARMS) == {"dpo", "data", "model", "dama", "beta_dpo"}
     with pytest.raises(ValueError, match="unknown loss arm 'ipo'"):
-        preference_loss("ipo", *example(), RunningGap())
+        preference_loss("ipo", *example(), RunningGap(), options())
     with pytest.raises(ValueError, match="model_factor"):
-        LossOptions(model_factor="median")
+        dataclasses.replace(options(), model_factor="median")
 
 
 def _rank_keep_sets(rank: int, world: int, init_file: str, out_dir: str) -> None:
@@ -238,7 +264,8 @@ def _rank_keep_sets(rank: int, world: int, init_file: str, out_dir: str) -> None
         state = RunningGap()
         for step in range(5):  # same seed per step on every rank, as the trainer does
             gen = torch.Generator().manual_seed(1000 + step)
-            out = dama_loss(*gathered, torch.ones(8 * world, dtype=torch.float64), state, generator=gen)
+            out = dama_loss(*gathered, torch.ones(8 * world, dtype=torch.float64), state=state,
+                            generator=gen)
             masks.append(out.keep_mask.tolist())
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
             json.dump({"masks": masks, "mean": state.mean}, f)

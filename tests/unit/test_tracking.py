@@ -1,6 +1,7 @@
 """Tracking: the steps of one pipeline run land in ONE MLflow run (nested runs under a parent), with the
 resolved config as params, metrics rolled up to the parent, and failures marked FAILED. Runs against
-MLflow's sqlite store (no server); the server path is covered by the integration tests."""
+MLflow's sqlite store (no server; fixture ``sqlite_uri`` in tests/unit/conftest.py); the server path
+is covered by the integration tests."""
 
 from __future__ import annotations
 
@@ -9,24 +10,11 @@ from pathlib import Path
 import pytest
 
 from damo.config import load_config
-from damo.mlflow_tracker import MlflowTracker, flatten, redact, registry_client
+from damo.flat import flatten
 from damo.model_card import gate_decision
 from damo.tracking import PARENT_RUN_ENV, TerminalTracker, open_tracker, pipeline_run
-
-
-@pytest.fixture(scope="module")
-def _sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"  # one store per module: its schema migration takes seconds
-    # artifacts under the temporary folder, not ./mlruns in the repository
-    registry_client(uri).create_experiment("unit", artifact_location=(folder / "artifacts").as_uri())
-    return uri
-
-
-@pytest.fixture
-def sqlite_uri(_sqlite_store: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.delenv(PARENT_RUN_ENV, raising=False)
-    return _sqlite_store
+from damo.tracking import client as registry_client
+from damo.tracking.mlflow_run import MlflowTracker, redact
 
 
 def test_without_a_uri_steps_log_to_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:

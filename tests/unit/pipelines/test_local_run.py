@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from damo.config import load_config
-from damo.steps.local_run import RunOutputs, failed_step, latest_run_dir, summary, with_absolute_paths
+from damo.steps.evaluate import EvaluateResult
+from damo.steps.local_run import failed_step, latest_run_dir, summary, with_absolute_paths
+from damo.steps.register import RegisterResult
 
 # What kfp.local printed when a task of the pipeline raised (ANSI colours included).
 KFP_MESSAGE = ("Pipeline \x1b[95m'damo-dama'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m. "
@@ -49,15 +51,16 @@ def test_local_paths_become_absolute(tmp_path: Path) -> None:
 
 
 def test_summary_names_model_metrics_of_both_models_and_report(tmp_path: Path) -> None:
-    registered = {"model_uri": "models:/damo-tiny/3", "name": "damo-tiny", "version": "3",
-                  "aliases": ["candidate", "champion"], "run_id": "abc123"}
+    registered = {"step": "register", "model_uri": "models:/damo-tiny/3", "name": "damo-tiny",
+                  "version": "3", "aliases": ["candidate", "champion"], "run_id": "abc123"}
     evaluation = tmp_path / "evaluation"
     (evaluation / "baseline").mkdir(parents=True)
     (evaluation / "baseline" / "metrics.json").write_text(json.dumps(
         {"tiny_world": {"chair_response": 0.5, "responses": 8}}))
-    evaluated = {"out": str(evaluation), "report": str(evaluation / "report.md"),
+    evaluated = {"step": "evaluate", "out": str(evaluation), "report": str(evaluation / "report.md"),
                  "headline": {"tiny_world.chair_response": 0.25}}
-    line = summary(RunOutputs(json.dumps(registered), json.dumps(evaluated)), "parent42", tmp_path)
+    line = summary(RegisterResult.from_json(json.dumps(registered)),
+                   EvaluateResult.from_json(json.dumps(evaluated)), "parent42", tmp_path)
     assert line == {"run_id": "parent42", "model_uri": "models:/damo-tiny/3", "model_version": "3",
                     "aliases": ["candidate", "champion"], "output_dir": str(tmp_path),
                     "metrics": {"tiny_world.chair_response": 0.25},

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from damo.config import ConfigError, load_config
+from damo.flat import numbers
 from damo.steps.pipeline_io import (
     RUN_PARAMETERS,
     apply_run_parameters,
     config_from_yaml,
     config_text,
-    numeric_metrics,
     result_json,
     run_parameter_defaults,
 )
@@ -63,4 +63,4 @@ def test_results_and_metrics() -> None:
     result = {"step": "evaluate", "tiny_world": {"chair_response": 0.25, "n": 8, "ok": True},
               "nan": float("nan"), "label": "x"}
     assert json.loads(result_json(result))["tiny_world"]["n"] == 8
-    assert numeric_metrics(result) == {"tiny_world.chair_response": 0.25, "tiny_world.n": 8.0}
+    assert numbers(result) == {"tiny_world.chair_response": 0.25, "tiny_world.n": 8.0}

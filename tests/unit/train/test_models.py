@@ -1,4 +1,5 @@
-"""Model URIs resolve to a local HF folder: a folder, an s3:// prefix, a models:/ registry URI."""
+"""Model URIs resolve to a local HF folder: a folder, an s3:// prefix (a models:/ registry URI:
+tests/integration/test_registry.py, against a real MLflow server and object store)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,17 @@ from pathlib import Path
 import pytest
 
 from damo import models
+from damo.config import load_config
 from damo.models import ModelError, resolve_model
 
 
 def test_a_local_folder_is_used_in_place(tiny_llava: Path) -> None:
-    assert resolve_model(str(tiny_llava)) == tiny_llava
+    assert resolve_model(str(tiny_llava), load_config(None)) == tiny_llava
 
 
 def test_a_missing_folder_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="nope"):
-        resolve_model(str(tmp_path / "nope"))
-
-
-def test_registry_uri_downloads_and_finds_the_hf_folder(tiny_llava: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import mlflow.artifacts
-
-    calls = []
-
-    def fake_download(artifact_uri: str, dst_path: str) -> str:
-        calls.append(artifact_uri)
-        target = Path(dst_path) / "model" / "hf"  # a registered model keeps the folder one level down
-        shutil.copytree(tiny_llava, target)
-        return str(Path(dst_path) / "model")
-
-    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", fake_download)
-    found = resolve_model("models:/damo-tiny@champion", cache_dir=tmp_path)
-    assert calls == ["models:/damo-tiny@champion"]
-    assert found == tmp_path / "model" / "hf" and (found / "config.json").is_file()
+        resolve_model(str(tmp_path / "nope"), load_config(None))
 
 
 def test_s3_prefix_goes_through_damo_storage(tiny_llava: Path, tmp_path: Path,
@@ -48,7 +32,8 @@ def test_s3_prefix_goes_through_damo_storage(tiny_llava: Path, tmp_path: Path,
         return Path(dest)
 
     monkeypatch.setattr(damo.storage, "download", fake_download)
-    assert resolve_model("s3://bucket/models/tiny", cache_dir=tmp_path) == tmp_path / "tiny"
+    found = resolve_model("s3://bucket/models/tiny", load_config(None), cache_dir=tmp_path)
+    assert found == tmp_path / "tiny"
 
 
 def test_the_vision_tower_is_frozen_by_default(tiny_llava: Path) -> None:

@@ -1,8 +1,8 @@
 """The MLflow :class:`~damo.tracking.Tracker`: one MLflow run per step, nested under the pipeline run.
 
-It talks to the server through an explicit :class:`mlflow.MlflowClient` (no fluent global "active
-run"), so several steps in one process, or threads, never mix their runs. Design and environment
-variables: see :mod:`damo.tracking`. Credentials are read by MLflow itself from
+It talks to the server through an explicit client (:func:`damo.tracking.client.client`; no fluent
+global "active run"), so several steps in one process, or threads, never mix their runs. Design and
+environment variables: see :mod:`damo.tracking`. Credentials are read by MLflow itself from
 ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``; this module never sees or logs them.
 """
 
@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from damo.config import DamoConfig, to_yaml
-from damo.tracking import ClosingTracker
+from damo.flat import flatten
+from damo.tracking.client import client, experiment_id
+from damo.tracking.trackers import ClosingTracker
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("damo.tracking")
 
 PARENT_TAG = "mlflow.parentRunId"
 # MLflow's own limit on a param value's length (mlflow.utils.validation.MAX_PARAM_VAL_LENGTH).
@@ -34,18 +36,6 @@ def redact(text: str) -> str:
     return _USERINFO.sub(r"\1***@", text)
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"loss": {"beta": 0.1}}}`` → ``{"train.loss.beta": 0.1}`` (lists stay values)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat |= flatten(value, name + ".")
-        else:
-            flat[name] = value
-    return flat
-
-
 def _param_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     text = redact(text)
@@ -54,37 +44,11 @@ def _param_value(value: Any) -> str:
     return text
 
 
-def registry_client(uri: str) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def experiment_id(client: Any, name: str) -> str:
-    """The id of experiment ``name``, created if missing (a concurrent creation is tolerated)."""
-    from mlflow.exceptions import MlflowException
-
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    try:
-        return str(client.create_experiment(name))
-    except MlflowException:
-        found = client.get_experiment_by_name(name)  # another step created it meanwhile
-        if found is None:
-            raise
-        return str(found.experiment_id)
-
-
-def terminate_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
-    registry_client(uri).set_terminated(run_id, status)
-
-
 class MlflowTracker(ClosingTracker):
     """One step's MLflow run; ``parent_run_id`` makes it a nested run of the pipeline run."""
 
     def __init__(self, uri: str, experiment: str, step: str, parent_run_id: str | None = None):
-        self.client = registry_client(uri)
+        self.client = client(uri)
         self.step = step
         self.parent_run_id = parent_run_id
         tags = {"mlflow.runName": step, "damo.step": step}

@@ -26,77 +26,23 @@ across runs in the MLflow UI. Without a parent, a step's run is top-level in
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Protocol
+from collections.abc import Iterator
 
 from damo.config import DamoConfig
+from damo.tracking.client import (
+    PARENT_RUN_ENV,
+    TrackingError,
+    client,
+    parent_run_id,
+    require_uri,
+    tracking_uri,
+)
+from damo.tracking.trackers import ClosingTracker, TerminalTracker, Tracker
 
-log = logging.getLogger(__name__)
-
-PARENT_RUN_ENV = "DAMO_MLFLOW_PARENT_RUN_ID"
-
-
-class Tracker(Protocol):
-    run_id: str | None
-
-    def log_params(self, params: Mapping[str, Any]) -> None: ...
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
-    def set_tags(self, tags: Mapping[str, str]) -> None: ...
-    def close(self, status: str = "FINISHED") -> None: ...
-    def __enter__(self) -> Any: ...
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None: ...
-
-
-class ClosingTracker(ABC):
-    """``with open_tracker(...) as t:`` closes the run FINISHED, or FAILED when the body raises."""
-
-    @abstractmethod
-    def close(self, status: str = "FINISHED") -> None: ...
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close("FAILED" if kind is not None else "FINISHED")
-
-
-class TerminalTracker(ClosingTracker):
-    """No tracking server: metrics go to the log (the progress bar shows the rest)."""
-
-    run_id: str | None = None
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        log.debug("params: %s", dict(params))
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        log.info("step %s: %s", step, shown)
-
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        log.debug("artifact (not uploaded, no tracking URI): %s", path)
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        log.debug("tags: %s", dict(tags))
-
-    def close(self, status: str = "FINISHED") -> None:
-        return None
-
-
-def tracking_uri(config: DamoConfig) -> str | None:
-    return config.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or None
-
-
-def parent_run_id(config: DamoConfig) -> str | None:
-    """The pipeline run's MLflow run id: the config field, else ``DAMO_MLFLOW_PARENT_RUN_ID``."""
-    return config.tracking.parent_run_id or os.environ.get(PARENT_RUN_ENV) or None
+__all__ = ["PARENT_RUN_ENV", "ClosingTracker", "TerminalTracker", "Tracker", "TrackingError", "client",
+           "end_pipeline_run", "open_tracker", "parent_run_id", "pipeline_run", "require_uri",
+           "start_pipeline_run", "tracking_uri"]
 
 
 def open_tracker(config: DamoConfig, step: str) -> Tracker:
@@ -105,7 +51,7 @@ def open_tracker(config: DamoConfig, step: str) -> Tracker:
     uri = tracking_uri(config)
     if uri is None:
         return TerminalTracker()
-    from damo.mlflow_tracker import MlflowTracker
+    from damo.tracking.mlflow_run import MlflowTracker
 
     tracker = MlflowTracker(uri, config.tracking.experiment, step, parent_run_id=parent_run_id(config))
     if config.tracking.log_config:
@@ -115,11 +61,8 @@ def open_tracker(config: DamoConfig, step: str) -> Tracker:
 
 def start_pipeline_run(config: DamoConfig, name: str) -> str:
     """Create the parent MLflow run of one pipeline run; returns its id (steps nest under it)."""
-    uri = tracking_uri(config)
-    if uri is None:
-        raise RuntimeError("a pipeline run needs an MLflow tracking URI: set tracking.uri or "
-                           "MLFLOW_TRACKING_URI (or start the local stack: `damo stack up`)")
-    from damo.mlflow_tracker import MlflowTracker
+    uri = require_uri(config, "a pipeline run")
+    from damo.tracking.mlflow_run import MlflowTracker
 
     tracker = MlflowTracker(uri, config.tracking.experiment, name, parent_run_id=None)
     tracker.set_tags({"damo.kind": "pipeline"})
@@ -129,10 +72,8 @@ def start_pipeline_run(config: DamoConfig, name: str) -> str:
 
 
 def end_pipeline_run(config: DamoConfig, run_id: str, status: str = "FINISHED") -> None:
-    uri = tracking_uri(config)
-    if uri is None:
-        raise RuntimeError("no MLflow tracking URI to end the pipeline run on")
-    from damo.mlflow_tracker import terminate_run
+    uri = require_uri(config, "ending the pipeline run")
+    from damo.tracking.client import terminate_run
 
     terminate_run(uri, run_id, status)
 

@@ -1,0 +1,71 @@
+"""One training rank from start to outputs: :func:`train_here`, run by every rank of a training run.
+
+A single process (``damo train`` with one process, a test) calls it directly; under a launcher
+(:mod:`damo.train.launch`, torchrun, a Kubeflow TrainJob) every :mod:`damo.train.worker` rank does.
+Rank 0 runs it as the ``train`` step (:func:`damo.skeleton.run_step`: its MLflow run, closed FAILED
+on any exception; ``config.yaml``; ``result.json``) and writes the model folder and ``metrics.json``.
+Re-running on the same ``out`` resumes from the last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from damo.config import DamoConfig
+from damo.skeleton import run_step
+from damo.tracking import Tracker
+from damo.train.engine import init_distributed
+from damo.train.loop import Trainer, build_trainer, fit, trained_state_dict
+from damo.train.results import TrainResult, model_card, save_model_folder, write_metrics
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    data: Path
+    model: str
+    out: Path
+
+
+def train_here(config: DamoConfig, paths: TrainPaths) -> TrainResult:
+    """Train as one rank of the current process group (created if absent). Rank 0 writes the outputs."""
+    import torch.distributed as dist
+
+    started = time.perf_counter()
+    rank, world = init_distributed()
+    lead = rank == 0
+
+    def work(tracker: Tracker) -> TrainResult:
+        trainer = build_trainer(config, paths.data, paths.model)
+        tracker.log_params({"train.steps": trainer.schedule.total_steps})
+        history, resumed_from = fit(trainer, paths.out, tracker if lead else None)
+        state = trained_state_dict(trainer)
+        if state is None:  # not rank 0
+            return TrainResult(step="train", stats={"rank": rank})
+        result = _write_outputs(config, paths, trainer, history, resumed_from, state, started)
+        tracker.log_artifact(paths.out / "metrics.json")
+        return result
+
+    params = {"train.world_size": world, "train.model": str(paths.model)}
+    result = run_step(config, "train", paths.out if lead else None, work, params=params, track=lead)
+    dist.barrier()
+    return result
+
+
+def _write_outputs(config: DamoConfig, paths: TrainPaths, trainer: Trainer, history: list[dict[str, float]],
+                   resumed_from: int, state: dict[str, Any], started: float) -> TrainResult:
+    final = history[-1] if history else {}
+    card = model_card(config, base_model=str(paths.model), data=str(paths.data),
+                      data_checksum=trainer.data_checksum, num_pairs=len(trainer.rows),
+                      delta_mean=trainer.delta_mean, steps=trainer.schedule.total_steps, final=final)
+    model_dir = save_model_folder(state, trainer.model_dir, config, paths.out, card)
+    extra = {"arm": config.train.loss.arm, "steps": trainer.schedule.total_steps,
+             "resumed_from": resumed_from, "world_size": trainer.world,
+             "running_gap": trainer.loss.state_dict()}
+    write_metrics(paths.out, history, extra)
+    seconds = time.perf_counter() - started
+    return TrainResult(step="train", model=str(model_dir), checkpoints=str(paths.out / "checkpoints"),
+                       metrics=str(paths.out / "metrics.json"),
+                       stats={**extra, "seconds": round(seconds, 3), "final": final})
