@@ -10,7 +10,10 @@ Sections map one-to-one to steps (``ingest``, ``score``, ...); ``seed`` and ``tr
 
 from __future__ import annotations
 
+import copy
 import importlib.resources
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -442,6 +445,18 @@ def _read_yaml(name_or_path: str) -> tuple[dict[str, Any], str]:
     return data, str(path)
 
 
+def _read_text(text: str) -> dict[str, Any]:
+    """JSON (one line, as components pass it: read as JSON, since YAML 1.1 reads ``3e-05`` as a
+    string) or YAML text → the config mapping."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config text: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
 def _apply_override(data: dict[str, Any], override: str) -> None:
     key, sep, raw = override.partition("=")
     if not sep or not key:
@@ -477,9 +492,16 @@ def _explain(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DamoConfig:
-    """Load a preset name or YAML path (None → all defaults), apply ``key=value`` overrides, validate."""
-    data, source = _read_yaml(name_or_path) if name_or_path else ({}, "defaults")
+def load_config(name_or_path: str | Mapping[str, Any] | None = None,
+                overrides: list[str] | tuple[str, ...] = (), *, text: str | None = None) -> DamoConfig:
+    """Load a preset name or YAML path (None → all defaults), a mapping, or ``text`` (YAML or JSON,
+    what a KFP component receives); apply ``key=value`` overrides; validate."""
+    if text is not None:
+        data, source = _read_text(text), "config text"
+    elif isinstance(name_or_path, Mapping):
+        data, source = copy.deepcopy(dict(name_or_path)), "config mapping"
+    else:
+        data, source = _read_yaml(name_or_path) if name_or_path else ({}, "defaults")
     for override in overrides:
         _apply_override(data, override)
     if overrides:

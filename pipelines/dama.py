@@ -15,11 +15,9 @@ from kfp import compiler, dsl, kubernetes
 
 from components import steps
 from damo.config import DamoConfig, PipelineConfig
+from damo.contract import MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
 from damo.steps.pipeline_io import config_text, run_parameter_defaults
 
-# Secret keys are the environment variable names the steps read (boto3 and MLflow conventions).
-S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
-MLFLOW_SECRET_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 SHM_VOLUME = "dshm"
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from damo.config import DamoConfig, save_resolved
+from damo.contract import MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
 from damo.errors import DamoError
 from damo.skeleton import RESULT_FILE
 from damo.train.results import TrainResult
@@ -33,8 +34,6 @@ GROUP, VERSION, PLURAL, KIND = "trainer.kubeflow.org", "v1alpha1", "trainjobs", 
 PATCH_MANAGER = "damo.io/pipeline"
 NODE = "node"  # the runtime's replicated job and container that run the trainer
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
-MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 WORKSPACE_VOLUME, SHM_VOLUME = "workspace", "dshm"
 
 
@@ -96,7 +95,8 @@ def build_trainjob(config: DamoConfig, *, name: str, namespace: str, image: str,
             "trainer": {
                 "image": image, "command": command, "numNodes": p.num_nodes, "numProcPerNode": gpus,
                 "resourcesPerNode": {"requests": dict(limits), "limits": limits},
-                "env": _secret_env(p.s3_secret, S3_ENV) + _secret_env(p.mlflow_secret, MLFLOW_ENV),
+                "env": (_secret_env(p.s3_secret, S3_SECRET_KEYS)
+                        + _secret_env(p.mlflow_secret, MLFLOW_SECRET_KEYS)),
             },
             "runtimePatches": [{"manager": PATCH_MANAGER, "trainingRuntimeSpec": {"template": {"spec": {
                 "replicatedJobs": [{"name": NODE, "template": {"spec": {"template": {"spec": pod_spec}}}}],

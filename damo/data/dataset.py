@@ -27,7 +27,6 @@ from damo.errors import DamoError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-SPLITS = ("train", "validation")
 
 BASE_SCHEMA = pa.schema(
     [

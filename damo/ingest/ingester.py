@@ -20,6 +20,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from damo.config import IngestConfig
+from damo.contract import TRAIN_SPLIT, VALIDATION_SPLIT
 from damo.data.dataset import BASE_SCHEMA, DatasetWriter
 from damo.ingest.quarantine import QuarantineWriter
 from damo.ingest.readers import READERS, detect_format
@@ -37,9 +38,10 @@ def assign_split(pair_id: str, validation_fraction: float, seed: int) -> str:
     """ "validation" for a seeded-hash share of ids, else "train": depends on the id only, so a
     re-ordered or extended source keeps every pair's split."""
     if validation_fraction <= 0.0:
-        return "train"
+        return TRAIN_SPLIT
     digest = hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()
-    return "validation" if int.from_bytes(digest[:8], "big") / 2.0**64 < validation_fraction else "train"
+    held_out = int.from_bytes(digest[:8], "big") / 2.0**64 < validation_fraction
+    return VALIDATION_SPLIT if held_out else TRAIN_SPLIT
 
 
 class _Counts:
@@ -69,7 +71,7 @@ def _route(
     writer.write(
         {
             "id": result.id,
-            "split": "validation"
+            "split": VALIDATION_SPLIT
             if record.source_split in cfg.validation_splits
             else assign_split(result.id, cfg.validation_fraction, cfg.split_seed),
             "image": result.image,

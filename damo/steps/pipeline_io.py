@@ -11,12 +11,8 @@ named here once: :data:`RUN_PARAMETERS`.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from damo.config import DamoConfig, load_config
 
@@ -38,22 +34,9 @@ def config_text(config: DamoConfig) -> str:
     return json.dumps(config.model_dump(mode="json"))
 
 
-def _as_yaml(text: str) -> str:
-    """JSON text re-dumped as YAML (PyYAML reads JSON's ``3e-05`` as a string: YAML 1.1 floats need
-    a dot); YAML text as it is."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return yaml.safe_dump(data, sort_keys=False)
-
-
 def config_from_yaml(text: str, overrides: list[str] | tuple[str, ...] = ()) -> DamoConfig:
     """Validate a config given as JSON or YAML text (what components receive) through the one loader."""
-    with tempfile.TemporaryDirectory(prefix="damo-config-") as tmp:
-        path = Path(tmp) / "pipeline-config.yaml"
-        path.write_text(_as_yaml(text))
-        return load_config(str(path), overrides)
+    return load_config(text=text, overrides=overrides)
 
 
 def _get(config: DamoConfig, dotted: str) -> Any:

@@ -17,6 +17,7 @@ import torch
 
 from damo import device
 from damo.config import DamoConfig
+from damo.contract import PAIR_COLUMNS, REFERENCE_COLUMNS
 from damo.data.dataset import Manifest, PreferenceDataset, map_dataset
 from damo.models import load_model, load_processor, resolve_model
 from damo.skeleton import StepResult, run_step
@@ -26,8 +27,7 @@ from damo.train.logps import PairLogps
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("reference_chosen_logps", "reference_rejected_logps")
-NEEDED = ("id", "image", "question", "chosen", "rejected")
+COLUMNS = REFERENCE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def reference_logps_fn(scorer: PairLogps, processor: Any, dev: torch.device) -> 
 
     @torch.inference_mode()
     def fn(batch: pa.RecordBatch) -> dict[str, list[float]]:
-        rows = batch.select(list(NEEDED)).to_pylist()
+        rows = batch.select(list(PAIR_COLUMNS)).to_pylist()
         pairs = collate_pairs(processor, rows).to(dev)
         chosen, rejected = scorer(pairs)
         return {COLUMNS[0]: chosen.double().cpu().tolist(), COLUMNS[1]: rejected.double().cpu().tolist()}
@@ -76,7 +76,7 @@ def run(config: DamoConfig, paths: ReferencePaths) -> ReferenceResult:
 
 def _add_columns(config: DamoConfig, paths: ReferencePaths) -> Manifest:
     source = PreferenceDataset(paths.data)
-    source.require(*NEEDED)
+    source.require(*PAIR_COLUMNS)
     model_dir = resolve_model(paths.model, config)
     dev = device.choose_device()
     model = load_model(model_dir, config.reference.precision).to(dev).eval()

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from damo import __version__
 from damo.config import DamoConfig
+from damo.contract import TRAIN_SPLIT
 from damo.data.dataset import BASE_COLUMNS, PreferenceDataset, map_dataset
 from damo.device import has_cuda
 from damo.hardness.clip import load_clip
@@ -56,7 +57,7 @@ def _score(config: DamoConfig, paths: ScorePaths) -> tuple[Scorer, dict[str, Any
         writer = map_dataset(src, paths.out, FIELDS, scorer, batch_size=cfg.batch_size)
         seconds = time.perf_counter() - start
     delta = np.concatenate(scorer.deltas)
-    train = np.asarray(scorer.splits) == "train"
+    train = np.asarray(scorer.splits) == TRAIN_SPLIT
     if not train.any():
         raise ValueError(f"{paths.data} has no train rows: delta_mean is defined over the training split")
     delta_mean = float(delta[train].mean())
@@ -64,7 +65,7 @@ def _score(config: DamoConfig, paths: ScorePaths) -> tuple[Scorer, dict[str, Any
         **clip.provenance,
         "score": cfg.score,
         "splitter": cfg.splitter,
-        "split": "train",
+        "split": TRAIN_SPLIT,
         "rows": int(train.sum()),
         "dataset": str(paths.data),
         "dataset_checksum": src.manifest.checksum,

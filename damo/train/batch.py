@@ -31,8 +31,10 @@ class PairBatch:
     - ``response_mask``: (2B, T) bool, True at response tokens (the ones whose log-probs are summed);
     - ``pixel_values``: (B, ...) one image per pair, encoded once for both sequences;
     - ``image_inputs``: other per-image processor outputs (``image_sizes``, ``image_grid_thw``...), (B, ...);
-    - ``sequence_inputs``: per-token extras such as ``mm_token_type_ids``, (2B, T);
-    - ``reference_*_logps``, ``delta``: (B,) float when the dataset has them.
+    - ``sequence_inputs``: per-token extras such as ``mm_token_type_ids``, (2B, T).
+
+Per-pair numbers (reference log-probs, δ) are not carried: the trainer reads them from the dataset
+columns by index (:class:`damo.train.data.TrainRows`).
     """
 
     ids: list[str]
@@ -42,9 +44,6 @@ class PairBatch:
     pixel_values: torch.Tensor
     image_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
     sequence_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
-    reference_chosen_logps: torch.Tensor | None = None
-    reference_rejected_logps: torch.Tensor | None = None
-    delta: torch.Tensor | None = None
 
     @property
     def num_pairs(self) -> int:
@@ -55,16 +54,11 @@ class PairBatch:
         return int(self.attention_mask.sum())
 
     def to(self, dev: torch.device) -> PairBatch:
-        def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(dev)
-
         return replace(
             self, input_ids=self.input_ids.to(dev), attention_mask=self.attention_mask.to(dev),
             response_mask=self.response_mask.to(dev), pixel_values=self.pixel_values.to(dev),
             image_inputs={k: v.to(dev) for k, v in self.image_inputs.items()},
             sequence_inputs={k: v.to(dev) for k, v in self.sequence_inputs.items()},
-            reference_chosen_logps=move(self.reference_chosen_logps),
-            reference_rejected_logps=move(self.reference_rejected_logps), delta=move(self.delta),
         )
 
 
@@ -127,12 +121,6 @@ def _sequence_inputs(encoded: Any, shape: torch.Size) -> dict[str, torch.Tensor]
     return out
 
 
-def _float_column(rows: Sequence[dict[str, Any]], name: str) -> torch.Tensor | None:
-    if name not in rows[0] or rows[0][name] is None:
-        return None
-    return torch.tensor([float(r[name]) for r in rows], dtype=torch.float64)
-
-
 def collate_pairs(processor: Any, rows: Sequence[dict[str, Any]]) -> PairBatch:
     """Tokenize ``rows`` (dataset records) into a :class:`PairBatch`."""
     tokenizer = processor.tokenizer
@@ -155,7 +143,4 @@ def collate_pairs(processor: Any, rows: Sequence[dict[str, Any]]) -> PairBatch:
         response_mask=response_mask, pixel_values=torch.as_tensor(encoded["pixel_values"]),
         image_inputs={k: torch.as_tensor(v) for k, v in encoded.items() if k not in TEXT_KEYS},
         sequence_inputs=_sequence_inputs(encoded, input_ids.shape),
-        reference_chosen_logps=_float_column(rows, "reference_chosen_logps"),
-        reference_rejected_logps=_float_column(rows, "reference_rejected_logps"),
-        delta=_float_column(rows, "delta"),
     )

@@ -17,12 +17,9 @@ from typing import Any
 import torch
 
 from damo.config import TrainConfig
+from damo.contract import DELTA_COLUMN, PAIR_COLUMNS, REFERENCE_COLUMNS, TRAIN_SPLIT
 from damo.data.dataset import PreferenceDataset
 from damo.errors import DamoError
-
-TRAIN_SPLIT = "train"
-REFERENCE_COLUMNS = ("reference_chosen_logps", "reference_rejected_logps")
-PAIR_COLUMNS = ("id", "image", "question", "chosen", "rejected")
 
 
 class TrainDataError(DamoError, ValueError):
@@ -89,10 +86,10 @@ class TrainRows:
                     "train.reference=on_the_fly")
             columns += REFERENCE_COLUMNS
         if need_delta:
-            if "delta" not in dataset.columns:
+            if DELTA_COLUMN not in dataset.columns:
                 raise TrainDataError(f"{dataset.folder} lacks column 'delta' that this loss arm needs: "
                                      "run `damo score` first, or use arm dpo/model")
-            columns.append("delta")
+            columns.append(DELTA_COLUMN)
         self.table = dataset.read(columns, split=TRAIN_SPLIT)
         if self.table.num_rows == 0:
             raise TrainDataError(f"{dataset.folder} has no rows with split={TRAIN_SPLIT!r}")

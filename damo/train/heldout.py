@@ -15,13 +15,11 @@ from pathlib import Path
 import torch
 
 from damo import device
+from damo.contract import PAIR_COLUMNS, REFERENCE_COLUMNS, VALIDATION_SPLIT
 from damo.data.dataset import PreferenceDataset
 from damo.models import load_model, load_processor
 from damo.train.batch import collate_pairs
-from damo.train.data import PAIR_COLUMNS, REFERENCE_COLUMNS
 from damo.train.logps import PairLogps
-
-VALIDATION_SPLIT = "validation"
 
 
 def heldout_preference(model_dir: Path, data: Path, *, batch_size: int, chunk_tokens: int,

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from damo import device
 from damo.config import DamoConfig
+from damo.contract import DELTA_COLUMN, REFERENCE_COLUMNS
 from damo.data.dataset import PreferenceDataset
 from damo.errors import DamoError
 from damo.loss import ARMS, NonFiniteLossInput, PreferenceLoss, data_factor_from_delta
@@ -76,8 +77,9 @@ class Trainer:
     def _reference_logps(self, batch: PairBatch, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Global (N,) reference log-probs: stored columns, or computed here and gathered."""
         if self.reference is None:
-            return (self.rows.column("reference_chosen_logps", indices).to(self.dev),
-                    self.rows.column("reference_rejected_logps", indices).to(self.dev))
+            chosen_column, rejected_column = REFERENCE_COLUMNS
+            return (self.rows.column(chosen_column, indices).to(self.dev),
+                    self.rows.column(rejected_column, indices).to(self.dev))
         with torch.no_grad(), self._reference_context():
             chosen, rejected = self.reference(batch)
         return (torch.cat(gather_vector(chosen.double())), torch.cat(gather_vector(rejected.double())))
@@ -85,7 +87,8 @@ class Trainer:
     def _data_factor(self, indices: torch.Tensor) -> torch.Tensor:
         if self.delta_mean is None:
             return torch.ones(len(indices), dtype=torch.float64, device=self.dev)
-        return data_factor_from_delta(self.rows.column("delta", indices), self.delta_mean[0]).to(self.dev)
+        delta = self.rows.column(DELTA_COLUMN, indices)
+        return data_factor_from_delta(delta, self.delta_mean[0]).to(self.dev)
 
     def micro_step(self, step: int, micro: int, metrics: StepMetrics) -> None:
         indices = self.schedule.micro_indices(step, micro)

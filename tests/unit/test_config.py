@@ -58,3 +58,18 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     c = load_config("tiny", ["seed=7"])
     path = save_resolved(c, tmp_path / "out")
     assert load_config(str(path)) == c
+
+
+def test_config_loads_from_text_or_a_mapping_through_the_one_loader() -> None:
+    tiny = load_config("tiny")
+    as_json = tiny.model_dump_json()  # one line, as a KFP component receives it
+    assert load_config(text=as_json) == tiny
+    assert load_config(text=yaml.safe_dump(tiny.model_dump(mode="json"))) == tiny
+    mapping = tiny.model_dump(mode="json")
+    assert load_config(mapping, ["train.loss.beta=0.2"]).train.loss.beta == 0.2
+    assert mapping["train"]["loss"]["beta"] == tiny.train.loss.beta  # the caller's mapping is untouched
+    assert load_config(text='{"train": {"learning_rate": 3e-05}}').train.learning_rate == 3e-05
+    with pytest.raises(ConfigError, match="no_such_section"):
+        load_config({"no_such_section": {}})
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(text="[1, 2]")

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from damo.config import ConfigError, load_config
+from damo.contract import MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
 from damo.steps.pipeline_io import RUN_PARAMETERS, config_from_yaml
-from pipelines.dama import MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
 
 GPU_STEPS = ("score", "reference", "train", "evaluate")
 CPU_STEPS = ("ingest", "configure", "register")

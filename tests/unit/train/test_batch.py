@@ -34,11 +34,3 @@ def test_response_mask_selects_the_chosen_and_rejected_answers(tiny_llava: Path,
         prompt = ~batch.response_mask & batch.attention_mask.bool()
         assert torch.equal(batch.input_ids[i][prompt[i]], batch.input_ids[b + i][prompt[b + i]])
     assert not (batch.response_mask & ~batch.attention_mask.bool()).any()  # padding is never a response
-
-
-def test_numeric_columns_ride_along(tiny_llava: Path, tiny_pairs: Path) -> None:
-    rows = list(PreferenceDataset(tiny_pairs).iter_rows())[:2]
-    batch = collate_pairs(load_processor(tiny_llava), rows)
-    assert batch.delta is not None
-    assert batch.delta.tolist() == [r["delta"] for r in rows]
-    assert batch.reference_chosen_logps is None
