@@ -8,6 +8,7 @@ import importlib.util
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import damo
 from damo.cli import VERBS
@@ -45,7 +46,7 @@ def _imports(module: str) -> set[str]:
 
     spec = importlib.util.find_spec(module)
     assert spec is not None and spec.origin is not None
-    tree = ast.parse(open(spec.origin).read())
+    tree = ast.parse(Path(spec.origin).read_text())
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -76,7 +77,7 @@ def test_no_import_cycle_among_damo_modules() -> None:
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            raise AssertionError(f"import cycle: {' -> '.join(path[path.index(module):] + [module])}")
+            raise AssertionError(f"import cycle: {' -> '.join([*path[path.index(module):], module])}")
         if module in done:
             return
         for imported in sorted(graph[module]):
