@@ -1,0 +1,109 @@
+"""Config sections of the data steps: ``tiny_world``, ``ingest``, ``score``, ``reference``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from damo.config.base import Section
+
+
+# --------------------------------------------------------------------------- tiny world
+class TinyWorldConfig(Section):
+    """The offline stand-in world: synthetic pairs, a tiny LLaVA policy, a tiny CLIP."""
+
+    num_pairs: int = Field(3000, ge=16)
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    image_size: int = Field(48, ge=16)
+    max_shapes: int = Field(2, ge=1, le=3)  # shapes per image: 1..max_shapes
+    # Share of rejected answers with a wrong colour/shape ("hard"); the rest add an absent object.
+    hard_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    # SFT captions mention an absent object this often: the hallucination prior DPO must remove.
+    caption_noise: float = Field(0.4, ge=0.0, le=1.0)
+    # The policy: a CLIP-style vision tower (image_size / patch_size)² patches + a small Llama.
+    patch_size: int = Field(12, ge=2)
+    vision_width: int = Field(48, ge=8)
+    vision_layers: int = Field(2, ge=1)
+    # Which vision hidden state feeds the projector (LLaVA uses -2; -1 uses every tiny layer).
+    vision_feature_layer: int = Field(-1, lt=0)
+    text_width: int = Field(96, ge=8)
+    text_layers: int = Field(3, ge=1)
+    attention_heads: int = Field(4, ge=1)
+    # Measured (report.json): 1000 steps at 1e-3 reach ~40% exact greedy descriptions; 2000 add little,
+    # rates of 2e-3 and up stall at the caption-format loss without learning to see.
+    sft_steps: int = Field(1000, ge=0)
+    sft_batch_size: int = Field(16, ge=1)
+    sft_learning_rate: float = Field(1e-3, gt=0)
+    # Both pre-trainings: linear warm-up over this share of the steps, then cosine decay to zero.
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    # The CLIP: open_clip ViT + text transformer, trained with one hallucinated negative per image.
+    clip_patch_size: int = Field(8, ge=2)
+    clip_width: int = Field(64, ge=8)
+    clip_layers: int = Field(2, ge=1)
+    clip_embed_dim: int = Field(32, ge=4)
+    clip_context_length: int = Field(16, ge=8)
+    clip_steps: int = Field(400, ge=0)
+    clip_batch_size: int = Field(64, ge=2)
+    clip_learning_rate: float = Field(2e-3, gt=0)
+    # Held-out benchmark images (not in the pairs); quality is measured on them.
+    eval_images: int = Field(128, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    max_new_tokens: int = Field(16, ge=4)
+
+
+# --------------------------------------------------------------------------- ingest
+class IngestConfig(Section):
+    """Raw preference data → the preference dataset (DESIGN.md contract)."""
+
+    # Reader by name (damo.ingest.readers.READERS); "auto" picks one from the files found.
+    format: Literal["auto", "rlaif_v", "dama_json", "hf_datasets"] = "auto"
+    # Folder (local or s3://) of images that rows name by path (DAMA JSON; parquet/arrow rows without
+    # bytes); relative → beside the data file; None → the JSON's own folder (parquet/arrow: none).
+    image_folder: str | None = None
+    # Share of pairs put in "validation", chosen by a seeded hash of the pair id (stable under reordering).
+    validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    split_seed: int = 0
+    # Splits of an HF DatasetDict source (e.g. ["test"]) whose rows all go to "validation"; the other
+    # rows are split by validation_fraction. Every name must be a split of the source.
+    validation_splits: list[str] = Field(default_factory=list)
+    shard_rows: int = Field(2048, ge=1)
+    read_batch_rows: int = Field(256, ge=1)  # rows read and validated at once: bounds memory
+    workers: int = Field(2, ge=1)  # threads decoding images for validation
+    max_image_pixels: int = Field(89_478_485, ge=1)  # PIL's own decompression-bomb limit
+    dedupe: bool = True
+    id_length: int = Field(16, ge=8, le=64)  # hex digits of the sha256 pair id kept
+
+
+# --------------------------------------------------------------------------- score
+class ScoreConfig(Section):
+    """CLIP hardness (DAMA.md §1)."""
+
+    # An open_clip model name, or a folder (local or s3://) in open_clip's hf-hub layout
+    # (open_clip_config.json + open_clip_model.safetensors; then clip_pretrained must be null).
+    clip_model: str = "ViT-L-14-336"
+    clip_pretrained: str | None = "openai"  # an open_clip tag, a local file or s3:// URI
+    # softmax: one softmax over the pair's chosen ∪ rejected sub-sentences (DAMA.md §1); cosine: raw cos.
+    score: Literal["softmax", "cosine"] = "softmax"
+    splitter: Literal["rule"] = "rule"  # damo.hardness.splitter.SPLITTERS
+    batch_size: int = Field(32, ge=1)  # pairs per forward pass (their sub-sentences go in one text batch)
+    # Sub-sentences per text-tower forward: sorted by length, each chunk cut to its longest text.
+    text_batch_size: int = Field(256, ge=1)
+    num_workers: int = Field(2, ge=0)  # DataLoader processes decoding images and splitting texts
+    # Tower dtype (damo.device.inference_dtype): auto = fp16 on GPU, bf16 on CPUs with native bf16,
+    # else fp32. The softmax and sums always run in fp32.
+    precision: Literal["auto", "fp16", "bf16", "fp32"] = "auto"
+    # Image and sub-sentence features kept for reuse across batches (each; 0: none). Pairs share
+    # images and sentences; 100k rows of ViT-L-14's 768 dims in half precision are ~150 MB per cache.
+    feature_cache: int = Field(100_000, ge=0)
+    histogram_bins: int = Field(50, ge=2)
+
+
+# --------------------------------------------------------------------------- reference
+class ReferenceConfig(Section):
+    """Reference (SFT) log-probs stored as dataset columns."""
+
+    batch_size: int = Field(8, ge=1)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    # Response positions that get full-vocabulary logits at once (bounds logits memory).
+    logps_chunk_tokens: int = Field(1024, ge=1)

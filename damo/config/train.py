@@ -1,0 +1,61 @@
+"""Config section ``train``: the loss (DAMA.md), LoRA, the optimizer, batches, DeepSpeed."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from damo.config.base import Section
+
+
+# --------------------------------------------------------------------------- train
+class LossConfig(Section):
+    """The DAMA loss (DAMA.md §2–3); ``arm`` picks the ablation."""
+
+    arm: Literal["dpo", "data", "model", "dama", "beta_dpo"] = "dama"
+    beta: float = Field(0.1, gt=0)
+    keep_ratio: float = Field(0.8, gt=0.0, le=1.0)
+    gamma: float = Field(0.9, ge=0.0, lt=1.0)
+    beta_min: float = Field(1e-3, ge=0.0)
+    # α_M: mean of σ(R_kept)/σ(R̄) (the authors' code) or σ(mean R_kept)/σ(R̄) (Algorithm 1).
+    model_factor: Literal["mean_sigmoid", "sigmoid_mean"] = "mean_sigmoid"
+    # Keep-set weight: unit-variance Gaussian (default) or scaled by the running std (β-DPO).
+    keep_weight: Literal["unit", "running_std"] = "unit"
+    beta_dpo_alpha: float = Field(0.6, ge=0.0)  # β-DPO's `a`
+    # δ̄ pinned by the user; None → the dataset's computed delta_mean from the manifest.
+    delta_mean: float | None = None
+
+
+class LoraConfig(Section):
+    enabled: bool = False
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
+
+
+class TrainConfig(Section):
+    loss: LossConfig = Field(default_factory=LossConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    epochs: float = Field(4, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    learning_rate: float = Field(5e-7, gt=0)
+    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    global_batch_size: int = Field(16, ge=1)
+    micro_batch_size: int = Field(4, ge=1)
+    zero_stage: Literal[0, 1, 2, 3] = 3
+    num_processes: int = Field(1, ge=1)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    gradient_checkpointing: bool = True
+    freeze_vision_tower: bool = True
+    shuffle: bool = True  # False reads pairs in file order, as the authors' script does
+    reference: Literal["precomputed", "on_the_fly"] = "precomputed"
+    logging_steps: int = Field(1, ge=1)
+    save_steps: int = Field(200, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)  # older complete checkpoints are deleted
+    max_grad_norm: float = Field(1.0, gt=0)
+    # Response positions that get full-vocabulary logits at once (bounds logits memory).
+    logps_chunk_tokens: int = Field(1024, ge=1)
