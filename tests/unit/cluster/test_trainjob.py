@@ -143,12 +143,17 @@ def test_wait_times_out() -> None:
     assert now[0] == 90
 
 
+# The train step's result.json, as rank 0 writes it (damo.train.results.TrainResult).
+TRAINED = {"step": "train", "model": "out/model", "checkpoints": "out/checkpoints",
+           "metrics": "out/metrics.json", "final_loss": 0.5}
+
+
 def play_job(body: dict[str, Any]) -> None:
     """What the TrainJob's nodes would leave on the workspace: the train step's output folder."""
     out = Path(body["spec"]["trainer"]["command"][-1])
     (out / "model").mkdir(parents=True)
     (out / "model" / "model.safetensors").write_bytes(b"weights")
-    (out / "result.json").write_text(json.dumps({"step": "train", "final_loss": 0.5}))
+    (out / "result.json").write_text(json.dumps(TRAINED))
 
 
 def test_run_stages_submits_waits_and_collects(tmp_path: Path) -> None:
@@ -160,7 +165,8 @@ def test_run_stages_submits_waits_and_collects(tmp_path: Path) -> None:
     result = trainjob.run(multinode(tmp_path), paths, api=api, namespace="ml", sleep=no_sleep)
     (job,) = api.created
     name = job["metadata"]["name"]
-    assert result == {"step": "train", "final_loss": 0.5, "trainjob": f"ml/{name}", "num_nodes": 2}
+    assert result == {**TRAINED, "trainjob": f"ml/{name}", "num_nodes": 2}
+    assert result.model == "out/model"  # read back as the typed result
     assert (paths.out / "model" / "model.safetensors").read_bytes() == b"weights"
     assert not (tmp_path / "workspace" / name).exists(), "the shared workspace is cleaned up"
 
