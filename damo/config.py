@@ -262,6 +262,9 @@ class EvaluateConfig(Section):
     # "first_word" = the first word, case and punctuation ignored.
     amber_answer_parse: Literal["exact", "first_word"] = "first_word"
     amber_query_file: str = "query/query_all.json"  # relative to data["amber"]
+    # Object HalBench: departures from RLAIF-V's official matching (damo.eval.chair.DEVIATIONS);
+    # none = the official numbers.
+    chair_deviations: list[Literal["men_as_person", "split_punctuation"]] = Field(default_factory=list)
     pope_splits: list[str] = Field(default_factory=lambda: ["random", "popular", "adversarial"])
 
 
