@@ -8,6 +8,7 @@ haotian-liu/LLaVA ``llava/eval/eval_pope.py``; repository, commit and nltk versi
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from evalfiles import context
 
-from damo.eval import object_halbench
+from damo.eval import amber, object_halbench, pope
 
 PARITY = Path(__file__).parent / "parity"
 
@@ -63,3 +64,75 @@ def test_object_halbench_aggregates_equal_rlaifv(object_halbench_run) -> None:
     assert metrics["responses_with_objects"] == official["coco_sentence_num"]
     assert metrics["scorer"] == ("CHAIR: RLAIF-V exact-match (eval_gpt_obj_halbench.py @83d917b), "
                                  "nltk 3.8.1 rules, WordNet 3.0")
+
+
+# ----------------------------------------------------------------------------------------------- AMBER
+AMBER_SECTIONS = {"Generative Task": "generative", "Descriminative Task": "discriminative",
+                  "Exsitence": "existence", "Attribute": "attribute", "State": "state", "Number": "number",
+                  "Action": "action", "Relation": "relation"}  # inference.py's headings (its spelling)
+
+
+def _amber_run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """damo's AMBER scorer with the stand-ins the official run used for spaCy en_core_web_lg and
+    NLTK's perceptron tagger (parity/standins.py); everything else is damo's own code."""
+    fx = PARITY / "amber"
+    standins = _standins()
+    read = lambda name: json.loads((fx / name).read_text())  # noqa: E731
+    safe_words = {w.strip() for w in (fx / "data" / "safe_words.txt").read_text().splitlines() if w.strip()}
+    scorer = amber.GenerativeScorer(
+        read("data/relation.json"), safe_words, amber.nltk_nouns(standins.LookupTagger(read("tags.json"))),
+        amber.spacy_similarity(standins.VectorNlp(read("vectors.json"))), threshold=0.8)
+    responses = [(str(r["id"]), r["response"]) for r in read("responses.json")]
+    return amber.evaluate(read("data/annotations.json"), responses, scorer, rule="exact")
+
+
+def _standins() -> Any:
+    spec = importlib.util.spec_from_file_location("standins", PARITY / "standins.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_amber_printed_metrics_equal_the_official_inference_py() -> None:
+    """Generative CHAIR/Cover/Hal/Cog and discriminative accuracy/precision/recall/F1 overall and per
+    dimension, as inference.py prints them (0.001-started counters, rounding, F1 of rounded P/R)."""
+    metrics, _ = _amber_run()
+    official = expected("amber")["printed"]
+    mine = metrics["official"]
+    assert set(mine) == set(AMBER_SECTIONS.values())
+    for heading, name in AMBER_SECTIONS.items():
+        assert mine[name] == {k.lower(): v for k, v in official[heading].items()}, heading
+
+
+def test_amber_fractions_agree_with_the_official_percentages() -> None:
+    """The exact-denominator fractions damo also reports round to the official figures (up to the
+    0.001 start of the official counters)."""
+    metrics, details = _amber_run()
+    official = expected("amber")["printed"]["Generative Task"]
+    for key, heading in (("chair", "CHAIR"), ("cover", "Cover"), ("hal", "Hal"), ("cog", "Cog")):
+        assert metrics["generative"][key] * 100 == pytest.approx(official[heading], abs=0.1)
+    # as inference.py: no lower-casing, so the sentence-initial "Plates" is no vocabulary noun
+    assert "plate" not in details[2]["nouns"] and "cup" in details[2]["nouns"]
+    # "car" (a hallu target of answer 6) is not hallucinated: the stand-in similarity finds it close
+    # to "wheel", an association of the truth object bicycle; "sock" is close to nothing and is
+    assert details[5]["hallucinated"] == ["sock"] and "car" in details[5]["nouns"]
+
+
+# ----------------------------------------------------------------------------------------------- POPE
+def test_pope_metrics_equal_llava_eval_pope_per_split(tmp_path: Path) -> None:
+    fx = PARITY / "pope"
+    ctx = context(tmp_path, [f"evaluate.data.pope={fx}", "evaluate.pope_splits=[random, adversarial]"],
+                  generate=False)
+    answers = [r for split in ("random", "adversarial") for r in _jsonl(fx / f"answers_{split}.jsonl")]
+    metrics = pope.score(ctx, pope.load_items(ctx), answers, "pope")
+    for split, theirs in expected("pope").items():
+        if split == "provenance":
+            continue
+        mine = metrics[split]
+        assert (mine["tp"], mine["fp"], mine["tn"], mine["fn"]) == (theirs["tp"], theirs["fp"], theirs["tn"],
+                                                                    theirs["fn"])
+        for key, their_key in (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"),
+                               ("f1", "F1 score"), ("yes_ratio", "Yes ratio")):
+            assert mine[key] == pytest.approx(theirs[their_key], rel=1e-12), (split, key)
+    assert metrics["scorer"] == "POPE: LLaVA llava/eval/eval_pope.py @c121f04 rule"
