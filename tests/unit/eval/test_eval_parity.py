@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from evalfiles import context
 
-from damo.eval import amber, object_halbench, pope
+from damo.eval import amber, nltk_text, object_halbench, pope
+from damo.eval.items import BenchmarkDataError
 
 PARITY = Path(__file__).parent / "parity"
 
@@ -72,16 +73,21 @@ AMBER_SECTIONS = {"Generative Task": "generative", "Descriminative Task": "discr
                   "Action": "action", "Relation": "relation"}  # inference.py's headings (its spelling)
 
 
-def _amber_run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _read(name: str) -> Any:
+    return json.loads((PARITY / "amber" / name).read_text())
+
+
+def _amber_run(similarity: amber.Similarity | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """damo's AMBER scorer with the stand-ins the official run used for spaCy en_core_web_lg and
     NLTK's perceptron tagger (parity/standins.py); everything else is damo's own code."""
     fx = PARITY / "amber"
     standins = _standins()
-    read = lambda name: json.loads((fx / name).read_text())  # noqa: E731
+    read = _read
     safe_words = {w.strip() for w in (fx / "data" / "safe_words.txt").read_text().splitlines() if w.strip()}
+    similarity = similarity or amber.spacy_similarity(standins.VectorNlp(read("vectors.json")))
     scorer = amber.GenerativeScorer(
         read("data/relation.json"), safe_words, amber.nltk_nouns(standins.LookupTagger(read("tags.json"))),
-        amber.spacy_similarity(standins.VectorNlp(read("vectors.json"))), threshold=0.8)
+        similarity, threshold=0.8)
     responses = [(str(r["id"]), r["response"]) for r in read("responses.json")]
     return amber.evaluate(read("data/annotations.json"), responses, scorer, rule="exact")
 
@@ -117,6 +123,46 @@ def test_amber_fractions_agree_with_the_official_percentages() -> None:
     # "car" (a hallu target of answer 6) is not hallucinated: the stand-in similarity finds it close
     # to "wheel", an association of the truth object bicycle; "sock" is close to nothing and is
     assert details[5]["hallucinated"] == ["sock"] and "car" in details[5]["nouns"]
+
+
+def test_amber_with_a_real_spacy_model_of_the_stand_in_vectors_equals_official(tmp_path: Path) -> None:
+    """damo's own resource path: ``load_spacy`` loads a spaCy pipeline from disk (here a blank English
+    one carrying the stand-in vector table, since en_core_web_lg cannot be had) and spaCy itself
+    computes the similarities; the printout equals the official run's."""
+    import numpy as np
+    import spacy  # a dev dependency (AMBER's similarity engine); the model is built here
+
+    nlp = spacy.blank("en")
+    for word, vector in _read("vectors.json").items():
+        nlp.vocab.set_vector(word, np.asarray(vector, dtype=np.float32))
+    nlp.to_disk(tmp_path / "tiny_vectors")
+    with pytest.warns(UserWarning, match="empty vectors"):  # spaCy's own warning for a word without one
+        metrics, _ = _amber_run(amber.load_spacy(str(tmp_path / "tiny_vectors")))
+    official = expected("amber")["printed"]["Generative Task"]
+    assert metrics["official"]["generative"] == {k.lower(): v for k, v in official.items()}
+
+
+def test_amber_spacy_model_that_cannot_load_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(BenchmarkDataError, match="amber_similarity=null"):
+        amber.load_spacy(str(tmp_path / "no-such-model"))
+
+
+def test_perceptron_tagger_is_loaded_from_the_nltk_data_folder(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official tagger's file cannot be had here: a tiny one trained now, saved where NLTK's would
+    lie, shows that damo loads whatever ``$DAMO_NLTK_DATA`` holds and tags with it."""
+    from nltk.tag.perceptron import PerceptronTagger
+
+    path = tmp_path / nltk_text.TAGGER_FILE
+    path.parent.mkdir(parents=True)
+    sentence = [("a", "DT"), ("dog", "NN"), ("runs", "VBZ")]
+    PerceptronTagger(load=False).train([sentence] * 3, save_loc=str(path))
+    monkeypatch.setenv(nltk_text.DATA_ENV, str(tmp_path))
+    nltk_text.perceptron_tagger.cache_clear()
+    try:
+        assert nltk_text.perceptron_tagger()(["a", "dog", "runs"]) == sentence
+    finally:
+        nltk_text.perceptron_tagger.cache_clear()
 
 
 # ----------------------------------------------------------------------------------------------- POPE
