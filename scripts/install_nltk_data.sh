@@ -19,6 +19,8 @@ FILES="adj.exc adv.exc noun.exc verb.exc cntlist.rev data.adj data.adv data.noun
 if [ ! -f "$WN_SRC/data.noun" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null
+  elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then
+    sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null
   else
     echo "damo: WordNet 3.0 missing: run (as root) apt-get install wordnet-base, then re-run $0" >&2
     exit 1
