@@ -17,6 +17,14 @@ EXPOSE 5000
 ENTRYPOINT ["mlflow"]
 CMD ["server", "--host=0.0.0.0", "--port=5000"]
 
+# --------------------------------------------------------------------------- NLTK data
+# WordNet 3.0 from Debian bookworm's wordnet-base (the same bytes the tests use, checked against
+# scripts/wordnet-3.0.sha256) for the official CHAIR/AMBER matching; copied into the pipeline image.
+FROM python:3.11-slim-bookworm@sha256:b18992999dbe963a45a8a4da40ac2b1975be1a776d939d098c647482bcad5cba AS nltk-data
+COPY scripts/install_nltk_data.sh scripts/wordnet-3.0.sha256 /src/scripts/
+RUN DAMO_NLTK_DATA=/nltk_data bash /src/scripts/install_nltk_data.sh && rm -rf /var/lib/apt/lists/*
+USER 65534:65534
+
 # --------------------------------------------------------------------------- the pipeline image
 # CUDA 13.0 devel: matches torch 2.14.1's CUDA build (cu130) so DeepSpeed can compile its ops here.
 FROM nvidia/cuda:13.0.1-cudnn-devel-ubuntu24.04@sha256:8b2705ea7a8653ad3451b46ab835eced92d77b44e671b9cf3ad4f95fbb2efe5e AS damo
@@ -47,6 +55,8 @@ COPY components ./components
 COPY pipelines ./pipelines
 COPY configs ./configs
 RUN pip install . && python -c "import damo, components, pipelines, kfp; print('damo', damo.__version__)"
+COPY --from=nltk-data /nltk_data /opt/damo/nltk_data
+ENV DAMO_NLTK_DATA=/opt/damo/nltk_data
 
 # A non-root user. KFP's launcher writes input artifacts under /gcs, /minio and /s3, so those are
 # created writable for it; HOME holds pip/HF caches.

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 VENV=${DAMO_VENV:-.venv}
 PY=${PYTHON:-python3}
 stamp="$VENV/.damo-install-stamp"
+# NLTK data (WordNet 3.0) for the official CHAIR/AMBER matching; idempotent, so it runs every time.
+bash scripts/install_nltk_data.sh
 want=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "damo: environment in $VENV is up to date"

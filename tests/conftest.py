@@ -15,6 +15,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(ROOT / ".cache" / "torch_extensions"))
+# NLTK data (WordNet) for the official CHAIR/AMBER matching: scripts/install_nltk_data.sh fills it.
+os.environ.setdefault("DAMO_NLTK_DATA", str(ROOT / ".cache" / "nltk_data"))
 os.environ.pop("MLFLOW_TRACKING_URI", None)  # a developer's server must never receive test runs
 
 _real_connect = socket.socket.connect

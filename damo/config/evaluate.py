@@ -89,4 +89,13 @@ class EvaluateConfig(Section):
     # "first_word" = the first word, case and punctuation ignored.
     amber_answer_parse: Literal["exact", "first_word"] = "first_word"
     amber_query_file: str = "query/query_all.json"  # relative to data["amber"]
+    # AMBER generative nouns: NLTK's averaged perceptron tagger (official; its pickle in $DAMO_NLTK_DATA)
+    # or "none" (every token a noun candidate: not the official number). damo.eval.amber
+    amber_tagger: Literal["perceptron", "none"] = "perceptron"
+    # spaCy model of the official word similarity (en_core_web_lg); null = exact match only (not official)
+    amber_similarity: str | None = "en_core_web_lg"
+    amber_similarity_threshold: float = Field(0.8, ge=0, le=1)
+    # Object HalBench: departures from RLAIF-V's official matching (damo.eval.chair.DEVIATIONS);
+    # none = the official numbers.
+    chair_deviations: list[Literal["men_as_person", "split_punctuation"]] = Field(default_factory=list)
     pope_splits: list[str] = Field(default_factory=lambda: ["random", "popular", "adversarial"])

@@ -1,26 +1,31 @@
-"""CHAIR (Rohrbach et al. 2018) as RLHF-V/RLAIF-V compute it on Object HalBench, without NLTK data.
+"""CHAIR (Rohrbach et al. 2018) as RLAIF-V computes it on Object HalBench: the official exact-match path.
 
-The matching follows RLAIF-V's exact-match path (``eval/eval_gpt_obj_halbench.py``, ``--use_gpt``
-off): lower-case, tokenise, lemmatise each token as a noun, merge two-word names left to right
-("hot dog", "baby elephant" → elephant, "toilet seat" → toilet), drop "seat" when "toilet" occurs,
-keep the words of the vocabulary and map each to its canonical class. Two deliberate differences,
-both because no NLTK/WordNet data is downloaded:
+The matching is RLAIF-V's ``CHAIR.caption_to_words`` (``eval/eval_gpt_obj_halbench.py`` at commit
+83d917b, ``--use_gpt`` off), reproduced exactly, for answers and for the ground truth built from
+reference captions alike:
 
-- tokens are ``[a-z0-9]+(-[a-z0-9]+)*`` runs (NLTK's word_tokenize also splits "dog's" → "dog");
-- the lemmatiser is a rule + irregular-plural one that only needs to be right for vocabulary words:
-  a token becomes the first candidate singular that is a vocabulary word (so "men" → "man" → person,
-  where WordNet keeps "men" and misses it).
+1. lower-case, ``nltk.word_tokenize`` (nltk 3.8.1: punkt sentences, then the Treebank-style tokenizer,
+   which keeps "cup/mug", "man—probably", "bear…" and "'stop" whole);
+2. ``WordNetLemmatizer().lemmatize`` every token as a noun (so "men" stays "men", "busses" → "bus",
+   "grandchildren" → "grandchild", "vases" → "vas", "skies" → "sky");
+3. greedy left-to-right two-word merge ("hot dog", "baby elephant" → elephant, "toilet seat" → toilet,
+   "home plate" stays itself and so is no plate);
+4. if "toilet" and "seat" both occur, every "seat" goes;
+5. keep the vocabulary words, each mapped to its class.
 
-The same code scores the tiny world over its own vocabulary (:meth:`Vocabulary.from_objects`).
+Departures a team may want are :data:`DEVIATIONS`, off by default and named in the scorer string.
+The tiny world keeps a data-free rule lemmatiser (``matcher="rules"``) over its own vocabulary.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from damo.eval import nltk_text
 
 # Two-word phrases RLAIF-V adds so that "baby"/"adult"/"passenger" do not fire as person.
 _BABY_ADULT_ANIMALS = ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra",
@@ -30,6 +35,7 @@ _PASSENGER_VEHICLES = ("jet", "train")
 _COCO_EXTRA_DOUBLE_WORDS = ("home plate", "train track")
 _COCO_FIXED_DOUBLE_WORDS = {"bow tie": "tie", "toilet seat": "toilet", "wine glas": "wine glass"}
 
+# The tiny world's rule lemmatiser (matcher "rules"; never used for Object HalBench).
 # Irregular plurals (singular forms are tried against the vocabulary, so extras are harmless).
 _IRREGULAR = {
     "men": "man", "women": "woman", "children": "child", "people": "person", "mice": "mouse",
@@ -41,6 +47,14 @@ _IRREGULAR = {
 _SUFFIX_RULES = (("ies", "y"), ("ves", "f"), ("ves", "fe"), ("ses", "s"), ("xes", "x"), ("zes", "z"),
                  ("ches", "ch"), ("shes", "sh"), ("men", "man"), ("es", ""), ("s", ""))
 _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_NON_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
+
+RLAIFV_COMMIT = "83d917b"
+# Optional departures from the official matching (none by default): name → what it changes.
+DEVIATIONS = {
+    "men_as_person": "the lemma 'men' counts as 'man' (person); WordNet keeps 'men', a noun of its own",
+    "split_punctuation": "tokens are also split at every non-alphanumeric character ('cup/mug' → cup, mug)",
+}
 
 
 def tokenize(text: str) -> list[str]:
@@ -64,9 +78,12 @@ class Vocabulary:
     canonical: Mapping[str, str]  # every surface word (synonym or class name) → its class
     double_words: Mapping[str, str]  # "w1 w2" → the word it stands for (maybe not a vocabulary word)
     known_tokens: frozenset[str] = field(default=frozenset())  # what singularize may produce
+    matcher: str = "rlaifv"  # key of _MATCHERS: how text becomes lemmatised tokens
+    deviations: frozenset[str] = field(default=frozenset())  # keys of DEVIATIONS (rlaifv only)
 
     @classmethod
-    def build(cls, groups: Iterable[Sequence[str]], extra_double: Mapping[str, str]) -> Vocabulary:
+    def build(cls, groups: Iterable[Sequence[str]], extra_double: Mapping[str, str],
+              matcher: str = "rlaifv") -> Vocabulary:
         """``groups``: one sequence per class, the canonical name first, then its synonyms."""
         canonical: dict[str, str] = {}
         for group in groups:
@@ -76,7 +93,7 @@ class Vocabulary:
         doubles = {w: w for w in canonical if len(w.split(" ")) >= 2}
         doubles.update(extra_double)
         known = {tok for phrase in (*canonical, *doubles) for tok in phrase.split(" ")}
-        return cls(canonical, doubles, frozenset(known))
+        return cls(canonical, doubles, frozenset(known), matcher)
 
     @classmethod
     def from_synonyms_file(cls, text: str) -> Vocabulary:
@@ -93,7 +110,24 @@ class Vocabulary:
     @classmethod
     def from_objects(cls, objects: Mapping[str, Sequence[str]]) -> Vocabulary:
         """The tiny world's ``vocabulary.json`` ``objects``: canonical word → synonyms."""
-        return cls.build(([name, *syns] for name, syns in objects.items()), {})
+        return cls.build(([name, *syns] for name, syns in objects.items()), {}, matcher="rules")
+
+    def with_deviations(self, names: Iterable[str]) -> Vocabulary:
+        """This vocabulary matched with the named :data:`DEVIATIONS` switched on."""
+        chosen = frozenset(names)
+        unknown = chosen - set(DEVIATIONS)
+        if unknown:
+            raise ValueError(f"unknown CHAIR deviation(s) {sorted(unknown)}; known: {sorted(DEVIATIONS)}")
+        return replace(self, deviations=chosen)
+
+    @property
+    def scorer(self) -> str:
+        """The scorer's name and version, as every report prints it."""
+        if self.matcher == "rules":
+            return "CHAIR: damo rule lemmatiser (tiny world vocabulary)"
+        name = (f"CHAIR: RLAIF-V exact-match (eval_gpt_obj_halbench.py @{RLAIFV_COMMIT}), "
+                f"nltk {nltk_text.NLTK_VERSION} rules, WordNet 3.0")
+        return name + (f"; deviations: {', '.join(sorted(self.deviations))}" if self.deviations else "")
 
     @property
     def classes(self) -> set[str]:
@@ -110,9 +144,27 @@ class Mention:
     cls: str  # its canonical class
 
 
+def _rlaifv_tokens(text: str, vocab: Vocabulary) -> list[str]:
+    """RLAIF-V's ``caption_to_words`` steps 1-2: nltk 3.8.1 tokens of the lower-cased text, lemmatised."""
+    tokens = nltk_text.word_tokenize(text.lower())
+    if "split_punctuation" in vocab.deviations:
+        tokens = [part for tok in tokens for part in _NON_ALPHANUMERIC.split(tok) if part]
+    lemmas = [nltk_text.lemmatize(tok) for tok in tokens]
+    if "men_as_person" in vocab.deviations:
+        lemmas = ["man" if lemma == "men" else lemma for lemma in lemmas]
+    return lemmas
+
+
+def _rule_tokens(text: str, vocab: Vocabulary) -> list[str]:
+    return [singularize(t, vocab.known_tokens) for t in tokenize(text)]
+
+
+_MATCHERS = {"rlaifv": _rlaifv_tokens, "rules": _rule_tokens}
+
+
 def mentions(text: str, vocab: Vocabulary) -> list[Mention]:
     """Every vocabulary mention in ``text``, in order, repeats kept (CHAIR_i counts each)."""
-    tokens = [singularize(t, vocab.known_tokens) for t in tokenize(text)]
+    tokens = _MATCHERS[vocab.matcher](text, vocab)
     merged: list[str] = []
     i = 0
     while i < len(tokens):  # greedy left-to-right two-word merge, as RLAIF-V
@@ -187,6 +239,7 @@ def chair_metrics(items: Sequence[ChairItem],
     n_correct = sum(len(d.correct_classes) for d in details)
     n_truth = sum(len(it.truth) for it in items)
     metrics: dict[str, Any] = {
+        "scorer": vocab.scorer,
         "chair_response": _ratio(n_hal_responses, n_with_objects),
         "chair_s": _ratio(n_hal_responses, len(items)),
         "chair_mention": _ratio(n_hal_mentions, n_mentions),

@@ -6,7 +6,8 @@ instance annotations ∪ the classes its human COCO captions mention (matched wi
 responses), from ``instances_{train,val}2014.json`` and ``captions_{train,val}2014.json`` in
 ``evaluate.data["coco_annotations"]`` (whichever of train/val are present). The vocabulary is RLAIF-V's
 ``synonyms_refine.txt`` at ``evaluate.data["coco_synonyms"]`` (CC BY-NC 4.0 data, so read from a
-configured path rather than bundled).
+configured path rather than bundled). Matching: :mod:`damo.eval.chair` (RLAIF-V's exact-match path;
+``evaluate.chair_deviations`` switches on named departures, none by default).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def _image_id(record: dict[str, Any]) -> int:
 def score(ctx: BenchContext, items: list[EvalItem], answers: Answers, group: str) -> dict[str, Any]:
     """CHAIR metrics of ``answers`` (``items`` are not needed: answers carry their ``image_id``)."""
     vocab = load_synonyms(ctx.data_path("coco_synonyms"))
+    vocab = vocab.with_deviations(ctx.config.evaluate.chair_deviations)
     ids = [_image_id(rec) for rec in answers]
     truth = coco_ground_truth(ctx.data_path("coco_annotations"), set(ids), vocab)
     chair_items = [ChairItem(str(i), answer_text(rec), truth[i]) for i, rec in zip(ids, answers)]

@@ -14,6 +14,7 @@ from typing import Any
 from damo.eval.items import Answers, BenchContext, BenchmarkDataError, EvalItem, by_id, iter_jsonl
 
 NAME = "pope"
+SCORER = "POPE: LLaVA llava/eval/eval_pope.py @c121f04 rule"
 
 
 def parse_yes_no(text: str) -> str:
@@ -62,7 +63,7 @@ def score(ctx: BenchContext, items: list[EvalItem], answers: Answers, group: str
         preds, labels = per_split.setdefault(item.meta["split"], ([], []))
         preds.append(parse_yes_no(text))
         labels.append(str(item.meta["label"]).lower())
-    metrics: dict[str, Any] = {"parse_rule": "llava_eval_pope"}
+    metrics: dict[str, Any] = {"parse_rule": "llava_eval_pope", "scorer": SCORER}
     for split, (preds, labels) in per_split.items():
         m = binary_metrics(preds, labels, positive="yes")
         m["yes_ratio"] = preds.count("yes") / len(preds)

@@ -102,6 +102,7 @@ def write_report(out: Path, results: Mapping[str, Mapping[str, Any]], sources: M
         lines += ["", f"## {group}", ""]
         present = [r[group] for r in results.values() if group in r]
         lines += sorted({f"Decoding {_decoding_text(m['decoding'])}  " for m in present if "decoding" in m})
+        lines += sorted({f"Scorer: {m['scorer']}  " for m in present if "scorer" in m})
         lines += [f"_skipped for {c}: {r[group]['skipped']}_  " for c, r in results.items()
                   if "skipped" in r.get(group, {})]
         if _plot(group, results, out / "plots" / f"{group}.png"):
@@ -109,7 +110,8 @@ def write_report(out: Path, results: Mapping[str, Mapping[str, Any]], sources: M
         lines += ["", *_table(group, results)]
     lines += ["", "Rates are fractions (plots in %). Object HalBench/tiny world: `chair_response` = "
               "hallucinated responses / responses with objects, `chair_mention` = hallucinated mentions / "
-              "mentions. `—`: not computable (empty denominator) or not available."]
+              "mentions. `official.*` (AMBER): the official script's printout, in percent rounded to 0.1. "
+              "`—`: not computable (empty denominator) or not available."]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

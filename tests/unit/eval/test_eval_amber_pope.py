@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from evalfiles import context, write_json, write_jsonl
 
-from damo.eval import amber, pope
+from damo.eval import amber, nltk_text, pope
+from damo.eval.items import BenchmarkDataError
 
 ANNOTATIONS = [
     {"id": 1, "type": "generative", "truth": ["dog", "grass"], "hallu": ["cat", "frisbee"]},
@@ -31,7 +32,12 @@ ANSWERS = {
 }
 
 
-def _amber(tmp_path: Path, parse: str) -> list[str]:
+# Neither official resource (spaCy en_core_web_lg, NLTK's perceptron tagger) exists here; these tests
+# check the rest with both switched off (test_eval_parity.py checks them with stand-ins).
+WITHOUT_RESOURCES = ["evaluate.amber_tagger=none", "evaluate.amber_similarity=null"]
+
+
+def _amber(tmp_path: Path, parse: str, resources: list[str] = WITHOUT_RESOURCES) -> list[str]:
     data = tmp_path / "AMBER" / "data"
     write_json(data / "annotations.json", ANNOTATIONS)
     write_json(data / "relation.json", RELATION)
@@ -40,13 +46,17 @@ def _amber(tmp_path: Path, parse: str) -> list[str]:
                 "query": "Describe this image." if a["type"] == "generative" else "Is there a cat?"}
                for a in ANNOTATIONS]
     write_json(data / "query" / "query_all.json", queries)
-    (tmp_path / "images").mkdir()
+    (tmp_path / "images").mkdir(exist_ok=True)
     return [f"evaluate.data.amber={data}", f"evaluate.data.amber_images={tmp_path / 'images'}",
-            f"evaluate.amber_answer_parse={parse}"]
+            f"evaluate.amber_answer_parse={parse}", *resources]
 
 
 def _score_amber(tmp_path: Path, parse: str) -> dict:
-    ctx = context(tmp_path, _amber(tmp_path, parse))
+    return _score_amber_with(tmp_path, _amber(tmp_path, parse))
+
+
+def _score_amber_with(tmp_path: Path, overrides: list[str]) -> dict:
+    ctx = context(tmp_path, overrides)
     items = amber.load_items(ctx)
     answers = [{"id": i, "response": text} for i, text in ANSWERS.items()]  # AMBER's own answer format
     return amber.score(ctx, items, answers, "amber")
@@ -148,3 +158,21 @@ def test_pope_metrics_by_hand(tmp_path: Path) -> None:
     assert m["accuracy"] == pytest.approx((4 / 6 + 0.5) / 2)
     assert m["f1"] == pytest.approx(2 / 3)
     assert m["yes_ratio"] == pytest.approx(0.75)
+
+
+def test_amber_official_resources_missing_are_errors_not_fallbacks(tmp_path: Path) -> None:
+    """By default AMBER scores as inference.py does: spaCy en_core_web_lg and NLTK's perceptron tagger.
+    Neither is installable here, so generative scoring stops with the fix named, never approximates."""
+    with pytest.raises(BenchmarkDataError, match=r"en_core_web_lg.*amber_similarity=null"):
+        _score_amber_with(tmp_path, _amber(tmp_path, "exact", resources=[]))
+    with pytest.raises(nltk_text.NltkDataError, match="averaged_perceptron_tagger"):
+        _score_amber_with(tmp_path, _amber(tmp_path, "exact", resources=["evaluate.amber_similarity=null"]))
+
+
+def test_amber_report_names_its_scorer_and_every_departure(tmp_path: Path) -> None:
+    m = _score_amber(tmp_path, "first_word")
+    assert m["scorer"] == ("AMBER: inference.py @534babf rules, nltk 3.8.1; "
+                           "POS tagger: none (every token, not official); "
+                           "similarity: off (exact match only, not official); "
+                           "yes/no parse: first_word (not official)")
+    assert m["official"]["generative"]["chair"] == 37.5  # 3 / (8 + 0.001) as inference.py prints it

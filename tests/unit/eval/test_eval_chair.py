@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from evalfiles import SYNONYMS, coco_annotations, coco_synonyms, context, png, write_jsonl
 
-from damo.eval import object_halbench
+from damo.eval import nltk_text, object_halbench
 from damo.eval.chair import ChairItem, Vocabulary, chair_metrics, mentions, singularize
 from damo.eval.items import BenchmarkDataError
 
@@ -19,9 +19,37 @@ def classes(text: str) -> list[str]:
     return [m.cls for m in mentions(text, VOCAB)]
 
 
-def test_plurals_are_singularised_by_rule_and_irregular_table() -> None:
+def test_plurals_are_lemmatised_by_wordnet_as_rlaifv_does() -> None:
     assert classes("Three dogs, two buses? No: two cabs and many children.") == ["dog", "car", "person"]
-    assert classes("The men and women") == ["person", "person"]  # irregular plurals
+    # WordNet keeps "men" (a noun of its own): the official path never maps it to person.
+    assert classes("The men and women") == ["person"]
+
+
+def test_men_as_person_is_an_opt_in_deviation_named_in_the_scorer() -> None:
+    vocab = VOCAB.with_deviations(["men_as_person"])
+    assert [m.cls for m in mentions("The men and women", vocab)] == ["person", "person"]
+    assert vocab.scorer.endswith("; deviations: men_as_person")
+    with pytest.raises(ValueError, match="unknown CHAIR deviation"):
+        VOCAB.with_deviations(["plural_rules"])
+
+
+def test_split_punctuation_is_an_opt_in_deviation() -> None:
+    """NLTK's tokenizer keeps "cup/mug" and "man—probably" whole; the deviation splits them."""
+    text = "a dog/puppy and a man—probably a boy"
+    assert classes(text) == ["person"]
+    split = VOCAB.with_deviations(["split_punctuation"])
+    assert [m.cls for m in mentions(text, split)] == ["dog", "dog", "person", "person"]
+
+
+def test_missing_wordnet_is_a_one_line_error_naming_the_fix(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(nltk_text.DATA_ENV, str(tmp_path))
+    with pytest.raises(nltk_text.NltkDataError, match="install_nltk_data.sh"):
+        classes("a dog")
+
+
+def test_tiny_world_rule_lemmatiser() -> None:
+    """The tiny world's own vocabulary keeps the data-free rule lemmatiser (matcher "rules")."""
     assert singularize("benches", frozenset({"bench"})) == "bench"
     assert singularize("knives", frozenset({"knife"})) == "knife"
     assert singularize("ponies", frozenset({"pony"})) == "pony"
@@ -118,10 +146,10 @@ def test_object_halbench_metrics_by_hand(tmp_path: Path) -> None:
     102 "A toilet with the seat up next to a sink." → toilet only (seat dropped, sink not a class):
         1 mention, 0 hallucinated; correct 1 of 1.
     103 "A baby elephant stands beside two men in bow ties holding cell phones."
-        elephant, person (men), tie (bow ties), cell phone ("phones" → "phon", as WordNet does) = 4,
-        3 hallucinated; correct 1 of 1.
+        elephant, tie (bow ties), cell phone = 3 ("men" stays "men" in WordNet: no person),
+        2 hallucinated; correct 1 of 1.
     104 "A close-up photo of food on a plate." → no class; correct 0 of 1.
-    chair_response = 2 / 3 responses with objects; chair_s = 2 / 4; chair_mention = 4 / 10;
+    chair_response = 2 / 3 responses with objects; chair_s = 2 / 4; chair_mention = 3 / 9;
     object_recall = (2 + 1 + 1 + 0) / (3 + 1 + 1 + 1) = 4 / 6.
     """
     ctx = context(tmp_path, _object_halbench(tmp_path))
@@ -136,9 +164,9 @@ def test_object_halbench_metrics_by_hand(tmp_path: Path) -> None:
     metrics = object_halbench.score(ctx, items, answers, "object_halbench")
     assert metrics["chair_response"] == pytest.approx(2 / 3)
     assert metrics["chair_s"] == pytest.approx(0.5)
-    assert metrics["chair_mention"] == pytest.approx(0.4)
+    assert metrics["chair_mention"] == pytest.approx(3 / 9)
     assert metrics["object_recall"] == pytest.approx(4 / 6)
-    assert (metrics["mentions"], metrics["hallucinated_mentions"]) == (10, 4)
+    assert (metrics["mentions"], metrics["hallucinated_mentions"]) == (9, 3)
     assert (ctx.out / "details.object_halbench.jsonl").read_text().count("\n") == 4
 
 

@@ -112,6 +112,7 @@ def test_answers_file_is_scored_without_generating(tmp_path: Path, capsys: pytes
     assert (greedy["exact"], greedy["extra_object_rate"]) == (0, 0)
     assert (out / "config.yaml").is_file() and (out / "result.json").is_file()
     assert "## tiny_world_greedy" in (out / "report.md").read_text()
+    assert "Scorer: CHAIR: damo rule lemmatiser (tiny world vocabulary)" in (out / "report.md").read_text()
 
 
 def test_an_answer_for_an_unknown_item_is_an_error(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def stages() -> list[list[str]]:
 
 def test_every_base_image_is_pinned_by_digest() -> None:
     froms = [s[0] for s in stages()]
-    assert len(froms) == 2
+    assert len(froms) == 3  # mlflow-server, nltk-data (WordNet files only), the pipeline image
     for line in froms:
         assert re.match(r"FROM \S+:\S+@sha256:[0-9a-f]{64}( AS \S+)?$", line), line
     assert "nvidia/cuda:" in froms[-1], "the pipeline image (the default, last stage) has a CUDA base"
@@ -39,6 +39,9 @@ def test_final_stage_installs_the_package_and_prebuilds_deepspeed_ops() -> None:
     assert "pip install . " in final or final.endswith("pip install .")
     assert re.search(r"DS_BUILD_\w+=1 .*pip install --no-build-isolation \"deepspeed==", final)
     assert 'torch==2.14.1' in final  # the CUDA build matching the base's CUDA 13.0 (cu130)
+    # the same WordNet bytes as the tests (checked in the nltk-data stage), found via DAMO_NLTK_DATA
+    assert "COPY --from=nltk-data /nltk_data /opt/damo/nltk_data" in final
+    assert "ENV DAMO_NLTK_DATA=/opt/damo/nltk_data" in final
 
 
 def test_every_stage_ends_as_a_non_root_user() -> None:
