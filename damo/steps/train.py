@@ -23,6 +23,7 @@ from typing import Any
 
 from damo.config import DamoConfig, save_resolved
 from damo.tracking import open_tracker
+from damo.train.engine import plan
 from damo.train.loop import TrainingError, build_trainer, fit, trained_state_dict
 from damo.train.results import model_card, save_model_folder, write_metrics, write_result
 
@@ -94,8 +95,8 @@ def train_here(config: DamoConfig, paths: TrainPaths) -> dict[str, Any]:
     trainer, info = build_trainer(config, paths.data, paths.model)
     tracker = open_tracker(config, "train") if trainer.rank == 0 else None
     if tracker is not None:
-        tracker.log_params({"train.arm": config.train.loss.arm, "train.world_size": trainer.world,
-                            "train.steps": trainer.schedule.total_steps, "train.model": str(paths.model)})
+        tracker.log_params({"train.arm": config.train.loss.arm, "train.steps": trainer.schedule.total_steps,
+                            "train.model": str(paths.model), **plan(config.train, trainer.world).params()})
     try:
         history, resumed_from = fit(trainer, paths.out, tracker)
     except TrainingError:
@@ -125,7 +126,8 @@ def _write_outputs(config: DamoConfig, paths: TrainPaths, trainer: Any, info: di
     seconds = time.perf_counter() - started
     extra = {"arm": config.train.loss.arm, "steps": trainer.schedule.total_steps,
              "resumed_from": resumed_from,
-             "world_size": trainer.world, "running_gap": trainer.gap.state_dict()}
+             "world_size": trainer.world, "running_gap": trainer.gap.state_dict(),
+             "layout": plan(config.train, trainer.world).params()}
     write_metrics(paths.out, history, extra)
     save_resolved(config, paths.out)
     result = {"model": str(model_dir), "checkpoints": str(paths.out / "checkpoints"),
