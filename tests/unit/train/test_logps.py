@@ -67,7 +67,8 @@ def test_the_vision_tower_sees_each_pair_image_once(setup) -> None:
 def test_the_language_model_runs_each_pair_prompt_once(setup) -> None:
     model, batch = setup
     fed: list[tuple[int, ...]] = []
-    handle = model.get_input_embeddings().register_forward_hook(lambda m, args, out: fed.append(args[0].shape))
+    embeddings = model.get_input_embeddings()
+    handle = embeddings.register_forward_hook(lambda m, args, out: fed.append(args[0].shape))
     try:
         PairLogps(model, chunk_tokens=16)(batch)
     finally:
