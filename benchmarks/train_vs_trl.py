@@ -1,18 +1,38 @@
-"""damo's trainer (plain-DPO arm) against TRL's DPOTrainer: same tiny LLaVA, data, batch, machine, run.
+"""damo's trainer (plain-DPO arm) against TRL's DPOTrainer on CPU, swept over model sizes.
 
-Usage: ``python benchmarks/train_vs_trl.py [--steps 30] [--batch 8] [--threads 1]``
+Usage::
 
-Each side trains in its own fresh subprocess (so that peak memory is its own): damo's
-``damo.steps.train`` with ``train.loss.arm=dpo`` on one process (DeepSpeed engine, ZeRO stage 0, fp32;
-reference log-probs precomputed once by ``damo reference``, as the pipeline does) and TRL's
-``DPOTrainer`` (its reference model forward every step, as TRL does by default). The data set is one
-global batch of pairs, so both sides see the same pairs in every step whatever their sampler.
+    python benchmarks/train_vs_trl.py [--sizes tiny,512,1024,2048] [--steps 8] [--batch 4] [--threads 1]
+                                      [--rounds 2]
 
-Measured: steady-state pairs/s (median over steps after the first two, from the time between
-consecutive step ends), peak resident memory above its level when training begins (imports, model
-loading and engine/trainer set-up excluded on both sides), and the first
-step's loss and mean chosen/rejected log-probs (equal within 1e-4 when both compute the same thing).
-Ends with ``ratio pairs_per_s=<ours/TRL> peak_memory=<ours/TRL>``.
+Sizes: ``tiny`` is the tiny world's LLaVA (CLIP tower 48 px, Llama width 96, 3 layers); a number is
+that Llama width with 8 layers (the tiny world's CLIP tower and 400-word vocabulary): 512 ≈ 21M,
+1024 ≈ 82M, 2048 ≈ 320M parameters, where weights and optimizer state dominate.
+
+Per size, one quick tiny world (no pre-training: the weights are random, which costs the same) gives
+``--batch`` pairs with reference log-probs from ``damo reference``. Each side then trains on them, in
+its own fresh subprocess so that its peak memory is its own, rounds alternating (ours-TRL, TRL-ours,
+...) so that a load change on a shared machine hits both:
+
+- damo: ``damo.steps.train.run`` with ``train.loss.arm=dpo`` and the tiny preset otherwise (its
+  one-process layout, :func:`damo.train.engine.plan`), reference log-probs precomputed as the pipeline
+  does;
+- TRL: ``DPOTrainer`` as its documentation sets up a vision-language model on one device: the model and
+  its processor, ``max_length=None`` (truncation could cut image tokens), the reference model built by
+  TRL from the policy's path (``ref_model=None``), TRL's default optimizer (torch's fused AdamW).
+
+Both: the same model, pairs, batch, token sequences (the same chat-template text), thread count, fp32,
+vision tower frozen, lr/β/clipping, constant schedule, no weight decay. The data set is one batch, so
+every step sees the same pairs on both sides.
+
+Measured per side: steady pairs/s (median over steps after the first two, from the time between
+consecutive step ends, data collation included on both sides), the same from process CPU time (less
+sensitive to other load on a shared machine), the process's resident-memory high-water mark (VmHWM:
+imports, model loading, reference model, training; read when the last step ends, so damo's final
+checkpoint and model save are excluded, TRL saves nothing), and the first step's loss and mean
+chosen/rejected log-probs (equal within 1e-4 when both sides compute the same thing). A side's best
+round (highest pairs/s) is reported; peak memory is the worst over rounds. Ends with
+``ratio pairs_per_s=<worst over sizes> peak_memory=<worst over sizes>`` (damo / TRL).
 """
 
 from __future__ import annotations
@@ -26,224 +46,183 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-QUICK_WORLD = (
-    "tiny_world.sft_steps=0",
-    "tiny_world.clip_steps=0",
-    "tiny_world.num_pairs=64",
-    "tiny_world.eval_images=8",
-)
+QUICK_WORLD = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
+               "tiny_world.eval_images=8")
+WIDE_LAYERS = 8
 LR = 1e-4
 BETA = 0.1
+MATCH_TOLERANCE = 1e-4
+SKIPPED_STEPS = 2  # warm-up steps left out of the steady rate
+MIB = 2**20
 
 
-class PeakRss:
-    """Samples this process's resident memory in a thread; ``peak - base`` is what training added."""
-
-    def __init__(self) -> None:
-        self.page = os.sysconf("SC_PAGE_SIZE")
-        self.base = self.peak = self.now()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def now(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self.page
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.now())
-            time.sleep(0.005)
-
-    def __enter__(self) -> PeakRss:
-        self.rebase()
-        self._thread.start()
-        return self
-
-    def rebase(self) -> None:
-        """Count from now: called when the first training step begins (set-up and imports excluded)."""
-        self.base = self.peak = self.now()
-
-    def stop(self) -> None:
-        """Stop counting: called when the last training step ends (saving the model excluded)."""
-        if not self._stop.is_set():
-            self.peak = max(self.peak, self.now())
-            self._stop.set()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self._thread.join()
+def size_overrides(size: str) -> tuple[str, ...]:
+    """Tiny-world overrides for a ``--sizes`` entry: ``tiny`` or a Llama width (with 8 layers)."""
+    if size == "tiny":
+        return ()
+    if not size.isdigit():
+        raise SystemExit(f"--sizes: {size!r} is neither 'tiny' nor a width such as 1024")
+    return (f"tiny_world.text_width={size}", f"tiny_world.text_layers={WIDE_LAYERS}")
 
 
-def prepare(work: Path, batch: int) -> tuple[Path, Path]:
-    """A quick tiny world; one batch of its train pairs with reference log-probs → (data, model)."""
+def high_water_mark() -> int:
+    """This process's peak resident memory so far (VmHWM), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line")
+
+
+class StepClock:
+    """Wall and CPU time at the first step's start and at each step's end; the peak memory (``peak``,
+    by default VmHWM) when the last step ends."""
+
+    peak_reader = staticmethod(high_water_mark)  # the GPU benchmark reads the device's peak instead
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.peak = 0
+
+    def begin(self) -> None:
+        if not self.wall:
+            self.mark()
+
+    def mark(self) -> None:
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+        if len(self.wall) == self.steps + 1:
+            self.peak = self.peak_reader()
+
+    def result(self) -> dict[str, Any]:
+        return {"step_seconds": [b - a for a, b in itertools.pairwise(self.wall)],
+                "step_cpu_seconds": [b - a for a, b in itertools.pairwise(self.cpu)],
+                "peak_bytes": self.peak}
+
+
+def prepare(work: Path, size: str, batch: int) -> None:
+    """A quick tiny world of this size; one batch of its train pairs with reference log-probs."""
     from damo.config import load_config
     from damo.data.dataset import DatasetWriter, PreferenceDataset
     from damo.steps.reference import ReferencePaths
     from damo.steps.reference import run as reference
     from damo.tinyworld import build
 
-    build(load_config("tiny", QUICK_WORLD), work / "world")
-    source = PreferenceDataset(work / "world" / "data")
-    rows = source.read(split="train").slice(0, batch)
+    build(load_config("tiny", [*QUICK_WORLD, *size_overrides(size)]), work / "world")
+    rows = PreferenceDataset(work / "world" / "data").read(split="train").slice(0, batch)
     writer = DatasetWriter(work / "pairs", schema=rows.schema)
     writer.write_table(rows)
     writer.close()
     policy = str(work / "world" / "policy")
     reference(load_config("tiny"), ReferencePaths(work / "pairs", policy, work / "ref"))
-    return work / "ref", work / "world" / "policy"
 
 
-def run_ours(data: Path, model: Path, out: Path, steps: int, batch: int) -> dict[str, Any]:
-    import deepspeed  # noqa: F401  (imported before measuring, as TRL's side imports trl first)
-
+def run_ours(data: Path, model: Path, out: Path, steps: int, batch: int,
+             overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     from damo.config import load_config
     from damo.data.dataset import PreferenceDataset
     from damo.steps.train import TrainPaths, run
-
-    config = load_config(
-        "tiny",
-        [
-            "train.loss.arm=dpo",
-            f"train.loss.beta={BETA}",
-            f"train.learning_rate={LR}",
-            "train.weight_decay=0",
-            f"train.global_batch_size={batch}",
-            f"train.micro_batch_size={batch}",
-            f"train.max_steps={steps}",
-            "train.zero_stage=0",
-            "train.logging_steps=1",
-            f"train.save_steps={steps}",
-            "train.lr_schedule=constant",
-            "train.warmup_ratio=0",
-        ],
-    )
     from damo.train.loop import Trainer
 
+    config = load_config("tiny", [
+        "train.loss.arm=dpo", f"train.loss.beta={BETA}", f"train.learning_rate={LR}", "train.weight_decay=0",
+        f"train.global_batch_size={batch}", f"train.micro_batch_size={batch}", f"train.max_steps={steps}",
+        "train.logging_steps=1", f"train.save_steps={steps}", "train.lr_schedule=constant",
+        "train.warmup_ratio=0", *overrides,
+    ])
+    clock = StepClock(steps)
     step = Trainer.train_step
-    started: list[bool] = []
 
-    def first_step_rebases(self: Trainer, index: int) -> dict[str, float]:
-        if not started:
-            started.append(True)
-            memory.rebase()
+    def timed_step(self: Trainer, index: int) -> dict[str, float]:
+        clock.begin()
         summary = step(self, index)
-        if index == steps - 1:
-            memory.stop()
+        clock.mark()
         return summary
 
-    Trainer.train_step = first_step_rebases  # type: ignore[method-assign]
-    with PeakRss() as memory:
-        run(config, TrainPaths(data=data, model=str(model), out=out))
+    Trainer.train_step = timed_step  # type: ignore[method-assign]
+    result = run(config, TrainPaths(data=data, model=str(model), out=out))
     history = json.loads((out / "metrics.json").read_text())["history"]
     table = PreferenceDataset(data).read(["reference_chosen_logps", "reference_rejected_logps"])
     return {
-        "step_seconds": [batch / h["pairs_per_s"] for h in history],
+        **clock.result(),
+        "layout": result["layout"],
         "first_loss": history[0]["loss"],
         # at step 1 the policy is the reference, so its log-probs are the stored reference columns
         "first_logps_chosen": statistics.fmean(table.column(0).to_pylist()),
         "first_logps_rejected": statistics.fmean(table.column(1).to_pylist()),
-        "peak_bytes": memory.peak - memory.base,
     }
 
 
-def run_trl(data: Path, model_dir: Path, out: Path, steps: int, batch: int) -> dict[str, Any]:
-    import copy
+def trl_dataset(data: Path, processor: Any) -> Any:
+    """The pairs in TRL's VLM layout, with the chat-template text damo feeds."""
     import io
 
     from datasets import Dataset
     from PIL import Image
-    from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
-    from trl import DPOConfig, DPOTrainer
 
     from damo.data.dataset import PreferenceDataset
     from damo.train.batch import completion_text
 
     rows = PreferenceDataset(data).read(["image", "question", "chosen", "rejected"]).to_pylist()
+    texts = [(completion_text(processor, r["question"], r["chosen"]),
+              completion_text(processor, r["question"], r["rejected"])) for r in rows]
+    # TRL tokenizes prompts without special tokens (it expects the template to hold BOS; LLaVA-1.5's
+    # does not), so BOS is written into the prompt text: TRL then sees the token sequence damo feeds.
+    bos = processor.tokenizer.bos_token
+    return Dataset.from_dict({
+        "images": [[Image.open(io.BytesIO(r["image"])).convert("RGB")] for r in rows],
+        "prompt": [bos + chosen[0] for chosen, _ in texts],
+        "chosen": [chosen[1] for chosen, _ in texts],
+        "rejected": [rejected[1] for _, rejected in texts],
+    })
+
+
+def run_trl(data: Path, model_dir: Path, out: Path, steps: int, batch: int,
+            options: dict[str, Any] | None = None) -> dict[str, Any]:
+    from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
+    from trl import DPOConfig, DPOTrainer
+
     model = AutoModelForImageTextToText.from_pretrained(model_dir)
     model.model.vision_tower.requires_grad_(False)  # as damo's default: vision tower frozen
     processor = AutoProcessor.from_pretrained(model_dir)
-    # The same chat-template text as damo. TRL tokenizes prompts without special tokens (it expects
-    # the template to hold BOS; LLaVA-1.5's does not), so BOS is written into the prompt text here to
-    # give TRL the token sequence LLaVA was trained on and damo feeds.
-    texts = [
-        (
-            completion_text(processor, r["question"], r["chosen"]),
-            completion_text(processor, r["question"], r["rejected"]),
-        )
-        for r in rows
-    ]
-    bos = processor.tokenizer.bos_token
-    dataset = Dataset.from_dict(
-        {
-            "images": [[Image.open(io.BytesIO(r["image"])).convert("RGB")] for r in rows],
-            "prompt": [bos + chosen[0] for chosen, _ in texts],
-            "chosen": [chosen[1] for chosen, _ in texts],
-            "rejected": [rejected[1] for _, rejected in texts],
-        }
-    )
-    ends: list[float] = []
+    clock = StepClock(steps)
     logs: list[dict[str, float]] = []
 
     class Timer(TrainerCallback):
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            memory.rebase()
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            clock.begin()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            ends.append(time.perf_counter())
-            if state.global_step == steps:
-                memory.stop()
+            clock.mark()
 
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
-        ) -> None:
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None,
+                   **kwargs: Any) -> None:
             if logs and "loss" in logs:
-                logs_list.append(dict(logs))
+                logged.append(dict(logs))
 
-    logs_list = logs
-    args = DPOConfig(
-        output_dir=str(out),
-        per_device_train_batch_size=batch,
-        max_steps=steps,
-        learning_rate=LR,
-        beta=BETA,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        max_length=None,
-        remove_unused_columns=False,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        dataloader_num_workers=0,
+    logged = logs
+    settings: dict[str, Any] = dict(
+        output_dir=str(out), per_device_train_batch_size=batch, max_steps=steps, learning_rate=LR, beta=BETA,
+        logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, bf16=False, max_length=None,
+        remove_unused_columns=False, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
+        max_grad_norm=1.0, dataloader_num_workers=0,
     )
-    with PeakRss() as memory:
-        trainer = DPOTrainer(
-            model=model,
-            ref_model=copy.deepcopy(model).eval(),
-            args=args,
-            train_dataset=dataset,
-            processing_class=processor,
-            callbacks=[Timer()],
-        )
-        start = time.perf_counter()
-        trainer.train()
-    marks = [start, *ends]
+    args = DPOConfig(**{**settings, **(options or {})})
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=trl_dataset(data, processor),
+                         processing_class=processor, callbacks=[Timer()])
+    trainer.train()
     return {
-        "step_seconds": [b - a for a, b in itertools.pairwise(marks)],
+        **clock.result(),
         "first_loss": logs[0]["loss"],
         "first_logps_chosen": logs[0].get("logps/chosen"),
         "first_logps_rejected": logs[0].get("logps/rejected"),
-        "peak_bytes": memory.peak - memory.base,
     }
 
 
@@ -256,14 +235,61 @@ def child(side: str, work: Path, steps: int, batch: int, threads: int) -> None:
     (work / f"{side}.json").write_text(json.dumps(result))
 
 
-def steady(step_seconds: list[float], batch: int) -> float:
-    return batch / statistics.median(step_seconds[2:] or step_seconds)
+def steady(seconds: list[float], batch: int) -> float:
+    return batch / statistics.median(seconds[SKIPPED_STEPS:] or seconds)
+
+
+def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    shutil.rmtree(work / f"out-{side}", ignore_errors=True)
+    (work / f"{side}.json").unlink(missing_ok=True)
+    subprocess.run([sys.executable, __file__, "--side", side, "--work", str(work), "--steps", str(args.steps),
+                    "--batch", str(args.batch), "--threads", str(args.threads)], check=True)
+    result: dict[str, Any] = json.loads((work / f"{side}.json").read_text())
+    return result
+
+
+def measure_size(work: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Alternating rounds; per side its best round's rates and its worst round's peak memory."""
+    rounds: dict[str, list[dict[str, Any]]] = {"ours": [], "trl": []}
+    for r in range(args.rounds):
+        for side in ("ours", "trl") if r % 2 == 0 else ("trl", "ours"):
+            rounds[side].append(run_side(side, work, args))
+    best = {}
+    for side, results in rounds.items():
+        top = max(results, key=lambda x: steady(x["step_seconds"], args.batch))
+        best[side] = {**top, "pairs_per_s": steady(top["step_seconds"], args.batch),
+                      "pairs_per_cpu_s": max(steady(x["step_cpu_seconds"], args.batch) for x in results),
+                      "peak_bytes": max(x["peak_bytes"] for x in results)}
+    return best
+
+
+def report(sizes: list[str], results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace) -> None:
+    print(f"\ndamo vs TRL: {args.batch} pairs/step, {args.steps} steps, {args.threads} thread(s), CPU, "
+          f"best of {args.rounds} alternating rounds; load average at the end {os.getloadavg()[0]:.1f}")
+    print(f"{'size':>6} {'damo p/s':>9} {'TRL p/s':>8} {'ratio':>6} {'damo p/cpu-s':>13} {'TRL p/cpu-s':>12} "
+          f"{'ratio':>6} {'damo MiB':>9} {'TRL MiB':>8} {'ratio':>6}")
+    worst_rate, worst_memory = float("inf"), 0.0
+    for size in sizes:
+        ours, trl = results[size]["ours"], results[size]["trl"]
+        rate = ours["pairs_per_s"] / trl["pairs_per_s"]
+        cpu_rate = ours["pairs_per_cpu_s"] / trl["pairs_per_cpu_s"]
+        memory = ours["peak_bytes"] / trl["peak_bytes"]
+        worst_rate, worst_memory = min(worst_rate, rate), max(worst_memory, memory)
+        print(f"{size:>6} {ours['pairs_per_s']:>9.2f} {trl['pairs_per_s']:>8.2f} {rate:>6.2f} "
+              f"{ours['pairs_per_cpu_s']:>13.2f} {trl['pairs_per_cpu_s']:>12.2f} {cpu_rate:>6.2f} "
+              f"{ours['peak_bytes'] / MIB:>9.0f} {trl['peak_bytes'] / MIB:>8.0f} {memory:>6.2f}")
+        for key in ("first_loss", "first_logps_chosen", "first_logps_rejected"):
+            if abs(ours[key] - trl[key]) > MATCH_TOLERANCE:
+                print(f"MISMATCH at size {size}, {key}: damo {ours[key]} vs TRL {trl[key]}")
+    print(f"damo layout at one process: {results[sizes[0]]['ours']['layout']}")
+    print(f"ratio pairs_per_s={worst_rate:.3f} peak_memory={worst_memory:.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--sizes", default="tiny,512,1024,2048", help="comma-separated: tiny and/or widths")
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
@@ -272,48 +298,22 @@ def main() -> None:
     if args.side:
         child(args.side, args.work, args.steps, args.batch, args.threads)
         return
-    work = Path(tempfile.mkdtemp(prefix="damo-vs-trl-"))
-    prepare(work, args.batch)
-    rounds: dict[str, list[dict[str, Any]]] = {"ours": [], "trl": []}
-    for _ in range(args.rounds):  # alternate sides so that a load change on the machine hits both
-        for side in ("ours", "trl"):
-            shutil.rmtree(work / f"out-{side}", ignore_errors=True)
-            subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--side",
-                    side,
-                    "--work",
-                    str(work),
-                    "--steps",
-                    str(args.steps),
-                    "--batch",
-                    str(args.batch),
-                    "--threads",
-                    str(args.threads),
-                ],
-                check=True,
-            )
-            rounds[side].append(json.loads((work / f"{side}.json").read_text()))
-    # each side's best round: the least disturbed by other load on a shared machine
-    ours, trl = (max(rounds[side], key=lambda r: steady(r["step_seconds"], args.batch)) for side in rounds)
-    print(
-        f"tiny LLaVA, {args.batch} pairs/step, {args.steps} steps, {args.threads} thread(s), CPU, "
-        f"best of {args.rounds} alternating rounds"
-    )
-    print(f"{'':24}{'damo':>12}{'TRL':>12}")
-    for key in ("first_loss", "first_logps_chosen", "first_logps_rejected"):
-        print(f"{key:24}{ours[key]:>12.6f}{trl[key]:>12.6f}")
-    pps_ours, pps_trl = steady(ours["step_seconds"], args.batch), steady(trl["step_seconds"], args.batch)
-    print(f"{'pairs/s (steady)':24}{pps_ours:>12.2f}{pps_trl:>12.2f}")
-    mib = 2**20
-    print(f"{'peak memory added (MiB)':24}{ours['peak_bytes'] / mib:>12.1f}{trl['peak_bytes'] / mib:>12.1f}")
-    for key in ("first_loss", "first_logps_chosen", "first_logps_rejected"):
-        if abs(ours[key] - trl[key]) > 1e-4:
-            print(f"MISMATCH {key}: {ours[key]} vs {trl[key]}")
-    memory_ratio = ours["peak_bytes"] / max(trl["peak_bytes"], 1)
-    print(f"ratio pairs_per_s={pps_ours / pps_trl:.3f} peak_memory={memory_ratio:.3f}")
+    if args.steps <= SKIPPED_STEPS:
+        raise SystemExit(f"--steps must exceed the {SKIPPED_STEPS} warm-up steps left out of the rate")
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    for size in sizes:
+        size_overrides(size)  # refuse a bad entry before any work
+    root = Path(tempfile.mkdtemp(prefix="damo-vs-trl-"))
+    results = {}
+    try:
+        for size in sizes:
+            started = time.perf_counter()
+            prepare(root / size, size, args.batch)
+            results[size] = measure_size(root / size, args)
+            print(f"size {size}: done in {time.perf_counter() - started:.0f} s", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    report(sizes, results, args)
 
 
 if __name__ == "__main__":

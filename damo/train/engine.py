@@ -2,8 +2,15 @@
 
 The ZeRO presets ship as package data (``configs/deepspeed/zero2.json``, ``zero3.json``); batch sizes,
 gradient accumulation, clipping and bf16 are filled in from ``train``. The optimizer is a client torch
-AdamW (no JIT-built fused/CPU Adam op), the lr schedule a client ``LambdaLR`` that DeepSpeed steps and
-checkpoints.
+AdamW (no JIT-built DeepSpeed Adam op; torch's fused kernel where the device has one), the lr schedule
+a client ``LambdaLR`` that DeepSpeed steps and checkpoints.
+
+The layout follows the world size (:func:`plan`). Across ranks: ZeRO at ``train.zero_stage``, gradients
+all-reduced. At one process nothing that only pays off across ranks: ZeRO partitions over ranks, so
+at one rank stage 1-3 only add an fp32 copy of the weights, 200M-element gradient buckets and copies
+into them; and the all-reduce of a one-rank group is a flatten, an identity and a copy back of every
+gradient. One process therefore runs stage 0 with the all-reduce switched off (numerically the same
+update: the one-rank mean is the identity). The chosen layout is logged with the run (``plan``).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import math
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -62,12 +70,43 @@ def init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+# The shipped preset each ZeRO stage starts from (stage 0 and 1 use stage 2's, without partitioning).
+PRESETS = {0: "zero2.json", 1: "zero2.json", 2: "zero2.json", 3: "zero3.json"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How this run trains: the ZeRO stage in effect, whether gradients are all-reduced, the optimizer."""
+
+    world_size: int
+    zero_stage: int
+    gradient_allreduce: bool
+    fused_adamw: bool
+
+    def params(self) -> dict[str, Any]:
+        """The run's logged view of the layout (MLflow params, ``result.json``)."""
+        return {"train.world_size": self.world_size, "train.zero_stage_in_effect": self.zero_stage,
+                "train.gradient_allreduce": self.gradient_allreduce,
+                "train.optimizer": "torch AdamW (fused)" if self.fused_adamw else "torch AdamW"}
+
+
+def fused_adamw_supported(dev: torch.device) -> bool:
+    """torch ships a fused AdamW kernel for these device types (one pass over all tensors)."""
+    return dev.type in {"cpu", "cuda"}
+
+
+def plan(config: TrainConfig, world_size: int) -> Plan:
+    """ZeRO as configured across ranks; at one process stage 0 and no all-reduce (see module doc)."""
+    many = world_size > 1
+    return Plan(world_size=world_size, zero_stage=config.zero_stage if many else 0, gradient_allreduce=many,
+                fused_adamw=fused_adamw_supported(device.choose_device()))
+
+
 def deepspeed_config(config: TrainConfig, world_size: int, dtype: torch.dtype) -> dict[str, Any]:
-    """The DS config: the ZeRO preset for ``zero_stage`` with batches, clipping and precision filled in."""
-    preset = "zero3.json" if config.zero_stage == 3 else "zero2.json"
-    text = (importlib.resources.files("configs") / "deepspeed" / preset).read_text()
-    ds = json.loads(text)
-    ds["zero_optimization"]["stage"] = config.zero_stage
+    """The DS config: the ZeRO preset for the stage in effect with batches, clipping, precision filled in."""
+    stage = plan(config, world_size).zero_stage
+    ds = json.loads((importlib.resources.files("configs") / "deepspeed" / PRESETS[stage]).read_text())
+    ds["zero_optimization"] = {**ds["zero_optimization"], "stage": stage} if stage else {"stage": 0}
     gas = config.global_batch_size // (config.micro_batch_size * world_size)
     ds.update(train_batch_size=config.global_batch_size,
               train_micro_batch_size_per_gpu=config.micro_batch_size,
@@ -96,18 +135,23 @@ def lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 def build_engine(module: torch.nn.Module, config: TrainConfig, world_size: int, dtype: torch.dtype,
                  total_steps: int) -> Any:
-    """``deepspeed.initialize`` with a client AdamW over the trainable parameters and the lr schedule."""
+    """``deepspeed.initialize`` in the :func:`plan`'s layout with a client AdamW over the trainable
+    parameters and the lr schedule."""
     import deepspeed
 
+    chosen = plan(config, world_size)
     trainable = [p for p in module.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("the policy has no trainable parameters (everything frozen?)")
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                  fused=chosen.fused_adamw or None)
     schedule = lr_lambda(config, total_steps)
     engine, _, _, _ = deepspeed.initialize(
         model=module, optimizer=optimizer, config=copy.deepcopy(deepspeed_config(config, world_size, dtype)),
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
     )
+    # DeepSpeed's own switch for its backward all-reduce; off, one rank keeps its gradients in place.
+    engine.enable_backward_allreduce = chosen.gradient_allreduce
     return engine
 
 

@@ -185,7 +185,7 @@ def fit(trainer: Trainer, out: Path, tracker: Any) -> tuple[list[dict[str, float
 
 def trained_state_dict(trainer: Trainer) -> dict[str, Any] | None:
     """The complete trained weights on rank 0 (None elsewhere); collective under ZeRO-3."""
-    if trainer.config.train.zero_stage == 3:
+    if trainer.engine.zero_optimization_stage() == 3:  # the stage in effect (engine.plan), not the configured
         state = trainer.engine._zero3_consolidated_16bit_state_dict()
         return state if trainer.rank == 0 else None
     return trainer.engine.module.state_dict() if trainer.rank == 0 else None

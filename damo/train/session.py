@@ -17,7 +17,7 @@ from typing import Any
 from damo.config import DamoConfig
 from damo.skeleton import run_step
 from damo.tracking import Tracker
-from damo.train.engine import init_distributed
+from damo.train.engine import init_distributed, plan
 from damo.train.loop import Trainer, build_trainer, fit, trained_state_dict
 from damo.train.results import TrainResult, model_card, save_model_folder, write_metrics
 
@@ -48,7 +48,9 @@ def train_here(config: DamoConfig, paths: TrainPaths) -> TrainResult:
         tracker.log_artifact(paths.out / "metrics.json")
         return result
 
-    params = {"train.world_size": world, "train.model": str(paths.model)}
+    # The layout chosen for this world size (ZeRO stage in effect, all-reduce, fused AdamW) is logged
+    # with the run, so a reader sees which fast path trained the model.
+    params = {"train.model": str(paths.model), **plan(config.train, world).params()}
     result = run_step(config, "train", paths.out if lead else None, work, params=params, track=lead)
     dist.barrier()
     return result
@@ -63,7 +65,7 @@ def _write_outputs(config: DamoConfig, paths: TrainPaths, trainer: Trainer, hist
     model_dir = save_model_folder(state, trainer.model_dir, config, paths.out, card)
     extra = {"arm": config.train.loss.arm, "steps": trainer.schedule.total_steps,
              "resumed_from": resumed_from, "world_size": trainer.world,
-             "running_gap": trainer.loss.state_dict()}
+             "running_gap": trainer.loss.state_dict(), "layout": plan(config.train, trainer.world).params()}
     write_metrics(paths.out, history, extra)
     seconds = time.perf_counter() - started
     return TrainResult(step="train", model=str(model_dir), checkpoints=str(paths.out / "checkpoints"),

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from damo.config import load_config
-from damo.train.engine import deepspeed_config, lr_lambda
+from damo.train.engine import deepspeed_config, lr_lambda, plan
 
 
 @pytest.mark.parametrize("name", ["zero2.json", "zero3.json"])
@@ -27,6 +27,25 @@ def test_batches_accumulation_clipping_and_precision_come_from_the_config() -> N
     assert ds["gradient_clipping"] == 0.5 and ds["bf16"] == {"enabled": True}
     assert ds["zero_optimization"]["stage"] == 3
     assert deepspeed_config(train, world_size=2, dtype=torch.float32)["bf16"] == {"enabled": False}
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_one_process_runs_without_zero_and_without_the_all_reduce(stage: int) -> None:
+    train = load_config(None, [f"train.zero_stage={stage}"]).train
+    one = plan(train, world_size=1)
+    assert one.zero_stage == 0 and not one.gradient_allreduce
+    assert deepspeed_config(train, world_size=1, dtype=torch.float32)["zero_optimization"] == {"stage": 0}
+    assert one.params()["train.zero_stage_in_effect"] == 0
+    assert one.params()["train.gradient_allreduce"] is False
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_across_ranks_zero_runs_as_configured(stage: int) -> None:
+    train = load_config(None, [f"train.zero_stage={stage}", "train.num_processes=2"]).train
+    many = plan(train, world_size=2)
+    assert many.zero_stage == stage and many.gradient_allreduce
+    assert deepspeed_config(train, world_size=2, dtype=torch.float32)["zero_optimization"]["stage"] == stage
+    assert many.params()["train.world_size"] == 2
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:

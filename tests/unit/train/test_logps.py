@@ -10,7 +10,7 @@ import torch
 from damo.data.dataset import PreferenceDataset
 from damo.models import load_model, load_processor, vision_tower
 from damo.train.batch import PairBatch, collate_pairs
-from damo.train.logps import PairLogps
+from damo.train.logps import PairLogps, shares_prompt
 
 
 def naive_logps(model: torch.nn.Module, batch: PairBatch) -> torch.Tensor:
@@ -64,6 +64,33 @@ def test_the_vision_tower_sees_each_pair_image_once(setup) -> None:
     assert seen == [batch.num_pairs]  # B images for 2B sequences
 
 
+def test_the_language_model_runs_each_pair_prompt_once(setup) -> None:
+    model, batch = setup
+    fed: list[tuple[int, ...]] = []
+    embeddings = model.get_input_embeddings()
+    handle = embeddings.register_forward_hook(lambda m, args, out: fed.append(args[0].shape))
+    try:
+        PairLogps(model, chunk_tokens=16)(batch)
+    finally:
+        handle.remove()
+    b = batch.num_pairs
+    prompts, responses = fed
+    assert prompts[0] == b and responses[0] == 2 * b  # B prompts, then 2B responses attending to them
+    fed_positions = prompts[0] * prompts[1] + responses[0] * responses[1]
+    assert fed_positions < 0.75 * batch.input_ids.numel()  # the prompts are most of the full sequences
+
+
+def test_activation_checkpointing_keeps_the_full_sequences_and_their_values(setup) -> None:
+    model, batch = setup
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    assert not shares_prompt(model, batch)  # transformers drops the KV cache under checkpointing
+    chosen, rejected = PairLogps(model, chunk_tokens=7)(batch)
+    torch.testing.assert_close(torch.cat([chosen, rejected]), naive_logps(model, batch), atol=1e-4, rtol=1e-5)
+    with torch.no_grad():
+        assert shares_prompt(model, batch)  # no backward to replay: the prompt-once path is exact
+
+
 def test_logits_are_computed_only_at_response_positions(setup) -> None:
     model, batch = setup
     rows_seen: list[int] = []
@@ -87,6 +114,7 @@ def test_another_architecture_qwen2_vl_gets_the_same_treatment(tmp_path: Path, t
     model = load_model(folder, "fp32")
     batch = collate_pairs(load_processor(folder), list(PreferenceDataset(tiny_pairs).iter_rows())[:3])
     assert "mm_token_type_ids" in batch.sequence_inputs  # M-RoPE needs it over the whole sequence
+    assert not shares_prompt(model, batch)  # so its positions are computed over full sequences
     seen: list[int] = []
     handle = vision_tower(model).register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
     try:

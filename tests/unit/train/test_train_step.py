@@ -51,6 +51,9 @@ def test_training_writes_a_loadable_hf_folder_with_card_metrics_and_checkpoints(
     assert saved == ["step-00000002", "step-00000004"]
     assert result["steps"] == 4 and result["resumed_from"] == 0
     assert model.config.model_type == "llava"
+    # train.zero_stage=2 is configured; one process runs stage 0 without the all-reduce, and says so
+    assert result["layout"]["train.zero_stage_in_effect"] == 0
+    assert result["layout"]["train.gradient_allreduce"] is False
 
 
 def test_plain_dpo_arm_keeps_every_pair_at_the_base_beta(tiny_reference_pairs: Path, tiny_llava: Path,
