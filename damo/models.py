@@ -51,10 +51,14 @@ def resolve_model(uri: str | Path, cache_dir: str | Path | None = None) -> Path:
         dest = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="damo-model-"))
         dest.mkdir(parents=True, exist_ok=True)
         if text.startswith(MODELS_PREFIX):
-            import mlflow.artifacts
+            import mlflow
 
-            log.info("downloading %s from the MLflow registry into %s", text, dest)
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=str(dest)))
+            from damo.mlflow_tracker import registry_client
+            from damo.registry import fetch_verified
+
+            log.info("downloading %s from the MLflow registry into %s (verified against it)", text, dest)
+            local = Path(tempfile.mkdtemp(prefix="registered-", dir=dest))  # empty: nothing unlisted
+            fetch_verified(registry_client(mlflow.get_tracking_uri()), text, local)
         else:
             from damo.storage import download
 

@@ -12,7 +12,10 @@ from damo.config import DamoConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_uri", metavar="MODEL_URI", help="models:/NAME@ALIAS or models:/NAME/VERSION")
-    parser.add_argument("--out", required=True, help="folder to create (replaced if it exists)")
+    parser.add_argument("--out", required=True,
+                        help="folder to create; an existing one is replaced only if it is empty or an earlier pull")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a non-empty --out folder that damo did not pull into (never . or a parent)")
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
@@ -21,4 +24,4 @@ def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
     from damo.steps.pull import run as run_step
 
     use_local_stack_if_unset(config)
-    return run_step(config, PullPaths(model_uri=args.model_uri, out=Path(args.out)))
+    return run_step(config, PullPaths(model_uri=args.model_uri, out=Path(args.out), force=args.force))

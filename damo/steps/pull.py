@@ -17,11 +17,12 @@ from damo.config import DamoConfig, save_resolved
 class PullPaths:
     model_uri: str
     out: Path  # replaced by the pulled folder once it is complete and verified
+    force: bool = False  # replace a non-empty folder that is not an earlier pull
 
 
 def run(config: DamoConfig, paths: PullPaths) -> dict[str, Any]:
     out = Path(paths.out)
-    result = {"step": "pull", **registry.pull(config, paths.model_uri, out)}
+    result = {"step": "pull", **registry.pull(config, paths.model_uri, out, paths.force)}
     save_resolved(config, out)
     (out / "result.json").write_text(json.dumps(result, indent=2))
     return result
