@@ -20,7 +20,7 @@ from typing import Any
 
 from damo.config import DamoConfig, save_resolved
 from damo.eval import benchmarks
-from damo.eval.items import BenchContext, BenchmarkDataError, read_records
+from damo.eval.items import BenchContext, BenchmarkDataError, coverage, read_records
 from damo.eval.report import flatten, write_report
 from damo.models import resolve_model
 from damo.tracking import Tracker, open_tracker
@@ -59,7 +59,8 @@ def _generate_and_score(config: DamoConfig, model_uri: str, out: Path) -> dict[s
             answers = generate_answers(responder, items, decoding, path, benchmark=name, model=model_uri,
                                        batch_size=ev.batch_size)
             group = benchmarks.group_name(name, decoding.name, choices[0].name)
-            results[group] = {**bench.score(ctx, items, answers, group),
+            counted = coverage(answers, items, name, ev.allow_missing_answers)
+            results[group] = {**bench.score(ctx, items, answers, group), **counted,
                               "decoding": decoding.model_dump(), "answers": path.name}
     del responder
     gc.collect()
@@ -84,8 +85,9 @@ def _score_answers(config: DamoConfig, answers_file: Path, out: Path) -> dict[st
     for (name, decoding), group_records in grouped.items():
         bench = benchmarks.get(name)
         group = benchmarks.group_name(name, decoding, benchmarks.decodings(ev, name)[0].name)
-        items = bench.load_items(ctx) if bench.needs_items else []
-        results[group] = {**bench.score(ctx, items, group_records, group), "answers": str(answers_file)}
+        items = bench.load_items(ctx)  # every benchmark's item list: coverage is measured against it
+        counted = coverage(group_records, items, name, ev.allow_missing_answers)
+        results[group] = {**bench.score(ctx, items, group_records, group), **counted, "answers": str(answers_file)}
     return results
 
 
@@ -102,7 +104,11 @@ def _evaluate_one(config: DamoConfig, source: str | Path, out: Path, is_answers:
 def run(config: DamoConfig, paths: EvaluatePaths) -> dict[str, Any]:
     """Evaluate ``paths.model`` (or score ``paths.answers``), and ``paths.baseline`` beside it."""
     if (paths.model is None) == (paths.answers is None):
-        raise ValueError("evaluate needs exactly one of a model (--model) or an answers file (--answers)")
+        raise BenchmarkDataError("evaluate needs exactly one of a model (--model) or an answers file (--answers)")
+    for name in config.evaluate.benchmarks:  # all inputs checked before anything is written
+        benchmarks.get(name)
+    if paths.answers is not None:
+        read_records(Path(paths.answers))
     out = Path(paths.out)
     save_resolved(config, out)
     tracker = open_tracker(config, "evaluate")
