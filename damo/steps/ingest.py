@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from damo.config import DamoConfig, save_resolved
+from damo.data.dataset import MANIFEST
 from damo.ingest import ingest
+from damo.ingest.records import IngestError
+from damo.ingest.source import open_source
 from damo.ingest.quarantine import QUARANTINE
 from damo.tracking import open_tracker
 
@@ -22,6 +25,9 @@ class IngestPaths:
 def run(config: DamoConfig, paths: IngestPaths) -> dict[str, Any]:
     """Ingest ``paths.source`` into ``paths.out``; returns the ingest report (counts by reason)."""
     out = Path(paths.out)
+    if (out / MANIFEST).exists():  # checked before anything is written: its config.yaml stays as it was
+        raise IngestError(f"{out} already holds a dataset ({MANIFEST}); ingest into a new or empty folder")
+    open_source(paths.source)  # a missing source, or a link out of it or a FIFO in it, fails before writing
     tracker = open_tracker(config, "ingest")
     try:
         save_resolved(config, out)
