@@ -430,16 +430,53 @@ def preset_names() -> list[str]:
                   if p.name.endswith(".yaml"))
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KiB; anything near this is not one
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: ``*ref`` could expand a small file into gigabytes (an alias bomb)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(f"line {event.start_mark.line + 1}: YAML alias *{event.anchor} refused "
+                              "(aliases are not allowed in damo configs; write the value out)")
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``text`` parsed as YAML with no aliases, bounded in size and depth; ConfigError naming ``where``."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: {len(text)} characters, more than a config can be ({MAX_CONFIG_BYTES})")
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a config") from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path}: cannot be read ({err.strerror})") from None
+
+
 def _read_yaml(name_or_path: str) -> tuple[dict[str, Any], str]:
     path = Path(name_or_path)
     if not path.exists() and "/" not in name_or_path and not name_or_path.endswith(".yaml"):
         resource = importlib.resources.files("configs") / f"{name_or_path}.yaml"
         if not resource.is_file():
             raise ConfigError(f"no config file or preset named {name_or_path!r}; presets: {preset_names()}")
-        return yaml.safe_load(resource.read_text()) or {}, f"preset {name_or_path!r}"
+        return parse_yaml(resource.read_text(), f"preset {name_or_path!r}") or {}, f"preset {name_or_path!r}"
     if not path.is_file():
         raise ConfigError(f"config file {name_or_path!r} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = parse_yaml(_read_text(path), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{name_or_path}: the top level must be a mapping, got {type(data).__name__}")
     return data, str(path)
@@ -455,7 +492,7 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {override!r}: {part!r} is not a section")
-    node[leaf] = yaml.safe_load(raw)  # "0.1" → float, "true" → bool, "[a, b]" → list
+    node[leaf] = parse_yaml(raw, f"--set {key}")  # "0.1" → float, "true" → bool, "[a, b]" → list
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -476,7 +513,7 @@ def _explain(err: ValidationError, source: str) -> str:
             allowed = ", ".join(_allowed_keys(DamoConfig, e["loc"]))
             lines.append(f"  unknown key {key!r}; allowed here: {allowed}")
         else:
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"  {key}: {e['msg']} (got {repr(e.get('input'))[:200]})")
     return "\n".join(lines)
 
 
