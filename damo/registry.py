@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -53,6 +54,8 @@ PULL_MARKER = ".damo-pull.json"  # in a folder that `damo pull` wrote: it may re
 CANDIDATE, CHAMPION = "candidate", "champion"
 METRIC_TAG = "damo.metric."
 URI_FORMS = "models:/NAME@ALIAS or models:/NAME/VERSION"
+MODEL_NAME_MAX = 200
+MODEL_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MODEL_NAME_MAX - 1}}}")
 
 
 class RegistryError(DamoError, RuntimeError):
@@ -84,8 +87,33 @@ def load_metrics(path: Path | None) -> dict[str, float]:
         return {}
     if not path.is_file():
         raise RegistryError(f"metrics file {path} does not exist")
-    flat = flatten(json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise RegistryError(f"metrics file {path}: not JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise RegistryError(f"metrics file {path}: expected a JSON object of metrics, got {type(data).__name__}")
+    flat = flatten(data)
     return {k: float(v) for k, v in flat.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def check_model_name(name: str) -> str:
+    """A registered model name usable everywhere damo puts it: MLflow's rules (not empty, no ``/`` or
+    ``:``), no ``@`` (``models:/NAME@ALIAS`` would misread it), and a safe S3 path segment."""
+    if not MODEL_NAME.fullmatch(name):
+        raise RegistryError(f"model name {name!r} is not allowed: use 1-{MODEL_NAME_MAX} letters, digits, '.', '_' "
+                            "or '-', starting with a letter or digit (no '/', ':', '@' or spaces)")
+    return name
+
+
+def data_checksum(data_dir: Path | None) -> str | None:
+    """The preference dataset's manifest checksum (tagged on the version); None without a dataset."""
+    if data_dir is None:
+        return None
+    try:
+        return Manifest.load(Path(data_dir)).checksum
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RegistryError(f"--data {data_dir}: not a readable preference dataset ({err})") from err
 
 
 # --------------------------------------------------------------------------- upload + verify
@@ -178,7 +206,7 @@ def _champion(client: Any, name: str) -> Any:
         raise
 
 
-def _version_tags(config: DamoConfig, data: Path | None, metrics: Mapping[str, float],
+def _version_tags(config: DamoConfig, data: str | None, metrics: Mapping[str, float],
                   manifest: Mapping[str, Any]) -> dict[str, str]:
     tags = {
         "damo.arm": config.train.loss.arm,
@@ -188,22 +216,31 @@ def _version_tags(config: DamoConfig, data: Path | None, metrics: Mapping[str, f
         "damo.num_files": str(len(manifest["files"])),
     }
     if data is not None:
-        tags["damo.data_manifest_checksum"] = Manifest.load(data).checksum
+        tags["damo.data_manifest_checksum"] = data
     return tags | {f"{METRIC_TAG}{k}": repr(v) for k, v in metrics.items()}
+
+
+def check_inputs(config: DamoConfig, model_dir: Path, metrics_path: Path | None,
+                 data_dir: Path | None) -> tuple[str, dict[str, float], str | None]:
+    """(name, metrics, dataset checksum), or RegistryError naming the bad input; nothing is sent."""
+    name = check_model_name(config.registry.model_name)
+    model_files(model_dir)
+    return name, load_metrics(metrics_path), data_checksum(data_dir)
 
 
 def register(config: DamoConfig, model_dir: Path, metrics_path: Path | None = None,
              data_dir: Path | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Upload + verify ``model_dir``, then create the model version and set its aliases."""
+    """Upload + verify ``model_dir``, then create the model version and set its aliases.
+
+    Every input (name, model folder, metrics, dataset, tracking URI) is checked before any upload."""
+    name, metrics, checksum = check_inputs(config, model_dir, metrics_path, data_dir)
     require_uri(config)
-    name = config.registry.model_name
-    metrics = load_metrics(metrics_path)
     with open_tracker(config, "register") as tracker:
         if not isinstance(tracker, MlflowTracker):
             raise RegistryError("the register step needs an MLflow tracker")
         prefix = f"{store_uri(config)}/{name}/{tracker.mlflow_run_id}"
         digests, manifest = _upload_all(model_dir, prefix, config, progress)
-        tags = _version_tags(config, data_dir, metrics, manifest)
+        tags = _version_tags(config, checksum, metrics, manifest)
         client = tracker.client
         champion = _champion(client, name)
         _ensure_registered_model(client, name)

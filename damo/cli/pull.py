@@ -19,9 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
+    from damo.registry import check_out_folder, parse_model_uri
     from damo.stack import use_local_stack_if_unset
     from damo.steps.pull import PullPaths
     from damo.steps.pull import run as run_step
 
+    parse_model_uri(args.model_uri)  # inputs checked before a local stack is started
+    check_out_folder(Path(args.out), args.force)
     use_local_stack_if_unset(config)
     return run_step(config, PullPaths(model_uri=args.model_uri, out=Path(args.out), force=args.force))

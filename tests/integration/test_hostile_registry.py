@@ -98,3 +98,27 @@ def test_pull_out_never_deletes_what_damo_did_not_write(
     assert main(["pull", uri, "--out", str(unrelated), "--force"]) == 0
     assert (unrelated / "model.safetensors").read_bytes() == b"\x01" * 4096
     assert not (unrelated / "thesis.tex").exists()
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--name", ""], "model name '' is not allowed"),
+    (["--name", "a/b"], "model name 'a/b' is not allowed"),
+    (["--name", "x@y"], "model name 'x@y' is not allowed"),
+    (["--name", "ok-name", "--data", "BAD"], "--data BAD: not a readable preference dataset"),
+    (["--name", "ok-name", "--metrics", "metrics.json"], "metrics.json: not JSON"),
+])
+def test_register_checks_every_input_before_uploading_anything(
+        stack_environ: StackEnv, stack_config: DamoConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], extra: list[str], match: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics.json").write_text("{not json")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"\x01" * 1024)
+    store = f"s3://{stack_config.stack.bucket}/models"
+    before = storage.list_objects(store + "/")
+    code = main(["register", "--model", str(model), *extra])
+    err = capsys.readouterr().err
+    assert code == 1 and match in err and "Traceback" not in err
+    assert storage.list_objects(store + "/") == before  # no orphan upload
