@@ -92,7 +92,7 @@ def load_metrics(path: Path | None) -> dict[str, float]:
     except (UnicodeDecodeError, ValueError) as err:
         raise RegistryError(f"metrics file {path}: not JSON ({err})") from err
     if not isinstance(data, dict):
-        raise RegistryError(f"metrics file {path}: expected a JSON object of metrics, got {type(data).__name__}")
+        raise RegistryError(f"metrics file {path}: expected a JSON object, got {type(data).__name__}")
     flat = flatten(data)
     return {k: float(v) for k, v in flat.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
@@ -101,8 +101,8 @@ def check_model_name(name: str) -> str:
     """A registered model name usable everywhere damo puts it: MLflow's rules (not empty, no ``/`` or
     ``:``), no ``@`` (``models:/NAME@ALIAS`` would misread it), and a safe S3 path segment."""
     if not MODEL_NAME.fullmatch(name):
-        raise RegistryError(f"model name {name!r} is not allowed: use 1-{MODEL_NAME_MAX} letters, digits, '.', '_' "
-                            "or '-', starting with a letter or digit (no '/', ':', '@' or spaces)")
+        raise RegistryError(f"model name {name!r} is not allowed: use 1-{MODEL_NAME_MAX} letters, digits, "
+                            "'.', '_' or '-', starting with a letter or digit (no '/', ':', '@' or spaces)")
     return name
 
 
@@ -377,8 +377,8 @@ def check_out_folder(out: Path, force: bool) -> None:
     if target.exists() and not target.is_dir():
         raise RegistryError(f"--out {out}: exists and is not a folder; pull into a new folder")
     if target.is_dir() and any(target.iterdir()) and not (target / PULL_MARKER).is_file() and not force:
-        raise RegistryError(f"--out {out}: is a non-empty folder that damo did not pull into (no {PULL_MARKER}); "
-                            "choose an empty or new folder, or pass --force to replace it")
+        raise RegistryError(f"--out {out}: is a non-empty folder that damo did not pull into (no "
+                            f"{PULL_MARKER}); choose an empty or new folder, or pass --force to replace it")
 
 
 def pull(config: DamoConfig, model_uri: str, out: Path, force: bool = False) -> dict[str, Any]:

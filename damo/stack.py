@@ -13,7 +13,8 @@ Everything lives under ``stack.state_dir``: data, logs, ``stack.json`` (ports, P
 ``credentials.env`` (generated once, mode 0600) and ``client.env`` (mode 0600: what a client
 exports — ``set -a; . .damo/stack/client.env``). The folder is 0700 and the services write with umask
 077. The store's other ports (master, volume, filer, admin, gRPC) ask for credentials or are not
-served (:mod:`damo.stack_security`); a host other than loopback needs ``stack.auth`` (MLflow auth). ``up`` is idempotent: it starts only services that
+served (:mod:`damo.stack_security`); a host other than loopback needs ``stack.auth`` (MLflow auth).
+``up`` is idempotent: it starts only services that
 are not running. ``down`` signals exactly the process groups that ``up`` recorded, after checking
 that each PID still belongs to the process that was started (its kernel start time). Ports set to 0
 are chosen free at the first ``up`` and kept. The Python API for other steps is :func:`ensure_up`.
@@ -295,7 +296,8 @@ def _require_loopback_or_auth(stack: StackConfig) -> None:
     if not loopback and not stack.auth:
         raise StackError(f"stack.host={stack.host} is not a loopback address and the MLflow server would "
                          "answer anyone: add --set stack.auth=true (MLflow basic auth with a generated "
-                         "password; the object store always asks for credentials), or keep stack.host=127.0.0.1")
+                         "password; the object store always asks for credentials), or keep "
+                         "stack.host=127.0.0.1")
 
 
 def _check_same_ports(stack: StackConfig, state: dict[str, Any], ports: Mapping[str, int]) -> None:

@@ -32,6 +32,7 @@ OPTIONS_FILE = "weed.options"
 TLS_DIR = "tls"
 CERT_DAYS = 3650
 KEY_BITS = 2048
+JWT_EXPIRY_S = 10  # SeaweedFS's default lifetime of a signed request
 JWT_SECTIONS = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
 GRPC_COMPONENTS = ("master", "volume", "filer", "s3", "admin", "worker", "client")
 SECRET_KEYS = ("WEED_JWT_KEY", "WEED_JWT_READ_KEY", "WEED_FILER_JWT_KEY", "WEED_FILER_JWT_READ_KEY",
@@ -50,10 +51,12 @@ def write_security(folder: Path, creds: dict[str, str], write_private: Callable[
     if not (tls / "ca.crt").is_file() or not (tls / "node.key").is_file():
         _make_certificates(tls, write_private)
     keys = [creds[k] for k in SECRET_KEYS[:4]]
-    lines = [f'[{section}]\nkey = "{key}"\nexpires_after_seconds = 10\n' for section, key in zip(JWT_SECTIONS, keys)]
+    lines = [f'[{section}]\nkey = "{key}"\nexpires_after_seconds = {JWT_EXPIRY_S}\n'
+             for section, key in zip(JWT_SECTIONS, keys)]
     lines.append('[access]\nui = false\n')
     lines.append(f'[grpc]\nca = "{tls / "ca.crt"}"\n')
-    lines += [f'[grpc.{name}]\ncert = "{tls / "node.crt"}"\nkey = "{tls / "node.key"}"\n' for name in GRPC_COMPONENTS]
+    lines += [f'[grpc.{name}]\ncert = "{tls / "node.crt"}"\nkey = "{tls / "node.key"}"\n'
+              for name in GRPC_COMPONENTS]
     write_private(folder / SECURITY_FILE, "\n".join(lines))
     write_private(folder / OPTIONS_FILE, f"admin.password={creds['WEED_ADMIN_PASSWORD']}\n")
 
@@ -73,7 +76,7 @@ def _make_certificates(tls: Path, write_private: Callable[[Path, str], None]) ->
         return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                serialization.NoEncryption()).decode()
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, node_key = key(), key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "damo local stack CA")])
     node_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "damo-stack")])
@@ -88,8 +91,8 @@ def _make_certificates(tls: Path, write_private: Callable[[Path, str], None]) ->
     node = (builder(node_name, node_key.public_key())
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     write_private(tls / "node.key", pem(node_key))
     write_private(tls / "node.crt", node.public_bytes(serialization.Encoding.PEM).decode())

@@ -13,9 +13,9 @@ from damo.config import DamoConfig
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_uri", metavar="MODEL_URI", help="models:/NAME@ALIAS or models:/NAME/VERSION")
     parser.add_argument("--out", required=True,
-                        help="folder to create; an existing one is replaced only if it is empty or an earlier pull")
+                        help="folder to create; an existing one is replaced only if empty or an earlier pull")
     parser.add_argument("--force", action="store_true",
-                        help="replace a non-empty --out folder that damo did not pull into (never . or a parent)")
+                        help="replace a non-empty --out that damo did not pull into (never . or a parent)")
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:

@@ -179,7 +179,8 @@ def record_id(record: dict[str, Any]) -> str:
 
 
 def _positional(answers: list[dict[str, Any]], items: list[EvalItem]) -> bool:
-    return bool(answers) and len(answers) == len(items) and not any("id" in r or "question_id" in r for r in answers)
+    with_ids = any("id" in r or "question_id" in r for r in answers)
+    return bool(answers) and len(answers) == len(items) and not with_ids
 
 
 def _answer_item(record: dict[str, Any]) -> str:
@@ -204,8 +205,8 @@ def coverage(answers: list[dict[str, Any]], items: list[EvalItem], benchmark: st
     repeated = [(k, n) for k, n in seen.items() if n > 1]
     if repeated:
         key, n = repeated[0]
-        raise BenchmarkDataError(f"{benchmark}: {len(repeated)} answer id(s) appear more than once (e.g. {key!r} "
-                                 f"{n} times); a duplicate would count its item twice: keep one answer per id")
+        raise BenchmarkDataError(f"{benchmark}: {len(repeated)} answer id(s) appear more than once (e.g. "
+                                 f"{key!r} {n} times); a duplicate would count its item twice")
     covered = {_answer_item(r) for r in answers}
     unknown = sorted(covered - {it.id for it in items})
     if unknown:
@@ -215,9 +216,10 @@ def coverage(answers: list[dict[str, Any]], items: list[EvalItem], benchmark: st
     share = (len(items) - len(missing)) / len(items)
     if missing and not allow_missing:
         raise BenchmarkDataError(
-            f"{benchmark}: no answer for {len(missing)} of {len(items)} items (e.g. {missing[0]!r}); a score over "
-            "the answered ones would be false: answer every item, or set evaluate.allow_missing_answers=true "
-            f"to record coverage {share:.4g} (the registry gate then refuses to promote)")
+            f"{benchmark}: no answer for {len(missing)} of {len(items)} items (e.g. {missing[0]!r}); a score "
+            "over the answered ones would be false: answer every item, or set "
+            f"evaluate.allow_missing_answers=true to record coverage {share:.4g} (the registry gate then "
+            "refuses to promote)")
     return {"coverage": share, "answered": len(items) - len(missing), "items": len(items)}
 
 

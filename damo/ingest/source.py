@@ -79,7 +79,8 @@ class LocalSource(Source):
 
 
 def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"),
              (stat.S_ISSOCK, "a socket"))
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
@@ -87,7 +88,7 @@ def _kind(mode: int) -> str:
 def _require_regular(path: Path, shown: Path) -> None:
     mode = path.stat().st_mode  # follows a link: its target is what would be read
     if not stat.S_ISREG(mode):
-        raise IngestError(f"{shown} is {_kind(mode)}; ingest reads only regular files, and never opens this one")
+        raise IngestError(f"{shown} is {_kind(mode)}; ingest reads only regular files and never opens it")
 
 
 def _listed(entry: Path, root: Path) -> bool:

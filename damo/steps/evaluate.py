@@ -87,7 +87,8 @@ def _score_answers(config: DamoConfig, answers_file: Path, out: Path) -> dict[st
         group = benchmarks.group_name(name, decoding, benchmarks.decodings(ev, name)[0].name)
         items = bench.load_items(ctx)  # every benchmark's item list: coverage is measured against it
         counted = coverage(group_records, items, name, ev.allow_missing_answers)
-        results[group] = {**bench.score(ctx, items, group_records, group), **counted, "answers": str(answers_file)}
+        scored = bench.score(ctx, items, group_records, group)
+        results[group] = {**scored, **counted, "answers": str(answers_file)}
     return results
 
 
@@ -104,7 +105,8 @@ def _evaluate_one(config: DamoConfig, source: str | Path, out: Path, is_answers:
 def run(config: DamoConfig, paths: EvaluatePaths) -> dict[str, Any]:
     """Evaluate ``paths.model`` (or score ``paths.answers``), and ``paths.baseline`` beside it."""
     if (paths.model is None) == (paths.answers is None):
-        raise BenchmarkDataError("evaluate needs exactly one of a model (--model) or an answers file (--answers)")
+        raise BenchmarkDataError("evaluate needs exactly one of a model (--model) or an answers file "
+                                 "(--answers)")
     for name in config.evaluate.benchmarks:  # all inputs checked before anything is written
         benchmarks.get(name)
     if paths.answers is not None:

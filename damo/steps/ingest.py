@@ -10,9 +10,9 @@ from typing import Any
 from damo.config import DamoConfig, save_resolved
 from damo.data.dataset import MANIFEST
 from damo.ingest import ingest
+from damo.ingest.quarantine import QUARANTINE
 from damo.ingest.records import IngestError
 from damo.ingest.source import open_source
-from damo.ingest.quarantine import QUARANTINE
 from damo.tracking import open_tracker
 
 

@@ -96,16 +96,18 @@ def test_every_port_of_the_stack_refuses_a_neighbour_without_credentials(closed_
 
     bucket = f"/buckets/{env.bucket}"
     reads = ["/", f"{bucket}/", f"{bucket}/{SECRET_KEY}", f"/{env.bucket}/{SECRET_KEY}", "/dir/assign",
-             "/dir/lookup?volumeId=1", "/vol/status", "/1,01", "/api/2.0/mlflow/experiments/search?max_results=5",
+             "/dir/lookup?volumeId=1", "/vol/status", "/1,01",
+             "/api/2.0/mlflow/experiments/search?max_results=5",
              f"/api/2.0/mlflow-artifacts/artifacts/{SECRET_KEY.removeprefix('mlflow/')}"]
-    writes = [("PUT", f"{bucket}/planted.txt"), ("POST", f"{bucket}/planted.txt"), ("PUT", f"/{env.bucket}/planted.txt"),
+    writes = [("PUT", f"{bucket}/planted.txt"), ("POST", f"{bucket}/planted.txt"),
+              ("PUT", f"/{env.bucket}/planted.txt"),
               ("POST", "/submit"), ("PUT", "/api/2.0/mlflow-artifacts/artifacts/planted.txt")]
     for port in sorted(ports - grpc_ports):
         base = f"http://127.0.0.1:{port}"
         for path in reads:
             status, body = _http("GET", base + path)
             assert SECRET_BODY not in body, (port, path)
-            listing = "secret-object" not in path  # an error may echo a requested key, a listing must not show it
+            listing = "secret-object" not in path  # an error may echo the key asked for; a listing may not
             assert not listing or b"secret-object" not in body, (port, path, body[:200])
             assert "/dir/" not in path or status not in range(200, 300), (port, path, body[:200])
         for method, path in writes:

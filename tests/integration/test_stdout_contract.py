@@ -22,14 +22,16 @@ def _world(tmp_path: Path) -> Path:
     folder.mkdir(parents=True)
     (folder / "vocabulary.json").write_text(json.dumps({"objects": {"red": ["red"], "circle": ["circles"]}}))
     (folder / "tiny_world.jsonl").write_text("".join(
-        json.dumps({"id": f"t{i}", "image": f"images/t{i}.png", "question": "What?", "truth": ["red", "circle"]})
+        json.dumps({"id": f"t{i}", "image": f"images/t{i}.png", "question": "What?",
+                    "truth": ["red", "circle"]})
         + "\n" for i in range(2)))
     return folder
 
 
 def test_stdout_is_one_json_line_with_tracking_on(stack_environ: StackEnv, tmp_path: Path) -> None:
     answers = tmp_path / "answers.jsonl"
-    answers.write_text("".join(json.dumps({"id": f"t{i}", "answer": "a red circle"}) + "\n" for i in range(2)))
+    records = [{"id": f"t{i}", "answer": "a red circle"} for i in range(2)]
+    answers.write_text("".join(json.dumps(r) + "\n" for r in records))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "damo", "evaluate", "--config", "tiny", "--answers", str(answers),

@@ -19,7 +19,8 @@ from damo.steps.evaluate import EvaluatePaths, run
 
 def _world(tmp_path: Path, n: int = 4) -> Path:
     folder = tmp_path / "world" / "benchmark"
-    write_json(folder / "vocabulary.json", {"objects": {"red": ["red"], "circle": ["circles"], "dog": ["dogs"]}})
+    objects = {"red": ["red"], "circle": ["circles"], "dog": ["dogs"]}
+    write_json(folder / "vocabulary.json", {"objects": objects})
     write_jsonl(folder / "tiny_world.jsonl", [
         {"id": f"t{i}", "image": f"images/t{i}.png", "question": "What?", "truth": ["red", "circle"]}
         for i in range(n)])
@@ -39,7 +40,8 @@ def test_answers_for_part_of_the_items_are_an_error_not_a_perfect_score(tmp_path
     assert not (tmp_path / "eval" / "metrics.json").exists()  # no number was written
 
 
-def test_allowed_missing_answers_record_coverage_the_report_shows_and_the_gate_refuses(tmp_path: Path) -> None:
+def test_allowed_missing_answers_record_coverage_shown_in_the_report_and_the_gate_refuses(
+        tmp_path: Path) -> None:
     answers = write_jsonl(tmp_path / "a.jsonl", [{"id": "t0", "answer": "a red circle"}])
     out = _score(tmp_path, answers, "evaluate.allow_missing_answers=true")
     metrics = json.loads((out / "metrics.json").read_text())["tiny_world"]
@@ -68,7 +70,8 @@ def test_a_malformed_last_line_is_an_error_naming_the_line(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("body, match", [
-    (None, "does not exist"), (b"\xff\xfe not utf-8\n", "not a readable UTF-8"), (b"[1, 2]\n", "expected a JSON object"),
+    (None, "does not exist"), (b"\xff\xfe not utf-8\n", "not a readable UTF-8"),
+    (b"[1, 2]\n", "expected a JSON object"),
 ])
 def test_bad_answer_files_are_one_line_errors(tmp_path: Path, body: bytes | None, match: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,8 +84,8 @@ def test_bad_answer_files_are_one_line_errors(tmp_path: Path, body: bytes | None
     assert code == 1 and match in err and "Traceback" not in err
 
 
-def test_an_unknown_benchmark_is_refused_before_anything_is_written(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_benchmark_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     answers = write_jsonl(tmp_path / "a.jsonl", [{"id": "t0", "answer": "x"}])
     code = main(["evaluate", "--config", "tiny", "--answers", str(answers), "--out", str(tmp_path / "eval"),
                  "--set", "evaluate.benchmarks=[nosuchbench]"])

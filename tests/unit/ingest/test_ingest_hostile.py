@@ -80,7 +80,8 @@ def test_a_symlink_that_stays_inside_the_source_is_followed(tmp_path: Path) -> N
     src = tmp_path / "src"
     write_parquet(src / "real" / "a.parquet", rlaif_rows(4))
     (src / "link.parquet").symlink_to(src / "real" / "a.parquet")
-    result = run(load_config(None, ["ingest.dedupe=false"]), IngestPaths(source=str(src), out=tmp_path / "out"))
+    config = load_config(None, ["ingest.dedupe=false"])
+    result = run(config, IngestPaths(source=str(src), out=tmp_path / "out"))
     assert result["input_rows"] == 8
 
 
@@ -104,8 +105,8 @@ def test_a_fifo_named_like_an_image_is_quarantined_unopened(tmp_path: Path) -> N
     assert (result["kept"], result["quarantined_by_reason"]) == (1, {"image_not_a_regular_file": 1})
 
 
-def test_ingest_into_an_existing_dataset_changes_nothing_and_says_why(tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_into_an_existing_dataset_changes_nothing_and_says_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = write_parquet(tmp_path / "src" / "a.parquet", rlaif_rows(3))
     out = tmp_path / "out"
     assert main(["ingest", "--source", str(src), "--out", str(out)]) == 0
