@@ -74,8 +74,8 @@ def _client_context(tls_dir: Path, with_certificate: bool) -> ssl.SSLContext:
 @pytest.fixture(scope="module")
 def closed_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("closed") / "stack"
-    config = load_config("tiny", [f"stack.state_dir={folder}", "stack.s3_port=0", "stack.mlflow_port=0",
-                                  "stack.auth=true"])
+    config = load_config("tiny", [f"stack.state_dir={folder}", "stack.s3_port=0", "stack.mlflow_port=0"])
+    assert config.stack.auth  # the default stack is the one scanned
     env = damo_stack.up(config)
     try:
         yield config, env
@@ -139,7 +139,8 @@ def test_the_stack_folder_and_everything_in_it_is_private(closed_stack) -> None:
 
 
 def test_a_non_loopback_host_without_mlflow_auth_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    config = load_config("tiny", [f"stack.state_dir={tmp_path / 'st'}", "stack.host=0.0.0.0"])
+    config = load_config("tiny", [f"stack.state_dir={tmp_path / 'st'}", "stack.host=0.0.0.0",
+                                  "stack.auth=false"])
     with pytest.raises(damo_stack.StackError, match=r"stack\.host=0\.0\.0\.0 .*stack\.auth=true"):
         damo_stack.up(config)
     assert not (tmp_path / "st").exists()
