@@ -49,6 +49,8 @@ def _tree(folder: Path) -> dict[str, bytes]:
 def test_rewriting_a_weight_and_the_manifest_together_is_caught_by_the_registry_hash(
         stack_environ: StackEnv, stack_config: DamoConfig, tmp_path: Path) -> None:
     result = _registered(stack_config, "rewritten", tmp_path / "m")
+    intact = models.resolve_model("models:/rewritten@candidate", tmp_path / "cache0")  # the steps' path
+    assert (intact / "model.safetensors").read_bytes() == b"\x01" * 4096
     forged = b"\x66" * 4096
     manifest = {"files": {"config.json": {"size": (tmp_path / "m/config.json").stat().st_size,
                                           "sha256": registry.sha256_file(tmp_path / "m/config.json")},
