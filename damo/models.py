@@ -12,6 +12,7 @@ Any transformers image-text-to-text model that loads with ``AutoModelForImageTex
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,15 @@ def resolve_model(uri: str | Path, cache_dir: str | Path | None = None) -> Path:
         dest = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="damo-model-"))
         dest.mkdir(parents=True, exist_ok=True)
         if text.startswith(MODELS_PREFIX):
-            import mlflow
-
             from damo.mlflow_tracker import registry_client
             from damo.registry import fetch_verified
 
+            tracking = os.environ.get("MLFLOW_TRACKING_URI")
+            if not tracking:
+                raise ModelError(f"model {text!r} is a registry URI but MLFLOW_TRACKING_URI is not set")
             log.info("downloading %s from the MLflow registry into %s (verified against it)", text, dest)
             local = Path(tempfile.mkdtemp(prefix="registered-", dir=dest))  # empty: nothing unlisted
-            fetch_verified(registry_client(mlflow.get_tracking_uri()), text, local)
+            fetch_verified(registry_client(tracking), text, local)
         else:
             from damo.storage import download
 

@@ -35,6 +35,7 @@ def test_registry_uri_goes_through_the_verified_registry_fetch(tiny_llava: Path,
         return object(), 1
 
     monkeypatch.setattr(damo.registry, "fetch_verified", fake_fetch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # never contacted: fetch is faked
     found = resolve_model("models:/damo-tiny@champion", cache_dir=tmp_path)
     assert calls == ["models:/damo-tiny@champion"]
     assert found.parent.parent == tmp_path and (found / "config.json").is_file()
