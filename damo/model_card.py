@@ -20,6 +20,9 @@ def gate_decision(gate: Mapping[str, str], candidate: Mapping[str, float],
     """(promote?, the reason in words) for a candidate against the current champion."""
     if not gate:
         return False, "no promotion gate configured (registry.gate is empty)"
+    partial = sorted(k for k, v in candidate.items() if k.split(".")[-1] == "coverage" and v < 1)
+    if partial:
+        return False, f"candidate was scored on part of a benchmark only ({', '.join(partial)} < 1)"
     missing = sorted(m for m in gate if m not in candidate)
     if missing:
         return False, f"candidate lacks gate metrics {missing}"

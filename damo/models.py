@@ -53,10 +53,12 @@ def resolve_model(uri: str | Path, config: DamoConfig, cache_dir: str | Path | N
         dest = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="damo-model-"))
         dest.mkdir(parents=True, exist_ok=True)
         if text.startswith(MODELS_PREFIX):
-            from damo.registry import pull
+            from damo.registry import fetch_verified, require_uri
+            from damo.tracking import client as tracking_client
 
-            log.info("pulling %s from the MLflow registry into %s", text, dest)
-            local = Path(pull(config, text, dest / "model")["out"])
+            log.info("downloading %s from the MLflow registry into %s (verified against it)", text, dest)
+            local = Path(tempfile.mkdtemp(prefix="registered-", dir=dest))  # empty: nothing unlisted
+            fetch_verified(tracking_client(require_uri(config)), text, local)
         else:
             from damo.storage import download
 

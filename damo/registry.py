@@ -18,9 +18,12 @@ version ever points at missing or unverified files. A rerun uploads under a new 
 could not be removed (the store was gone) is found and deleted later by ``damo prune``
 (:mod:`damo.registry_gc`).
 
-Pulling (:func:`pull`): ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` → the version's files in
-a folder that ``from_pretrained`` loads, each checked against ``damo-files.json``; the folder is
-written beside ``out`` and moved into place only when complete.
+Pulling (:func:`pull`, and every ``models:/`` model of a step, through :func:`fetch_verified`):
+``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` → the version's files in a folder that
+``from_pretrained`` loads. ``damo-files.json`` must hash to the sha256 recorded on the model version in
+MLflow, every file must match it, and no unlisted file is accepted. The folder is written beside
+``out`` and moved into place only when complete; ``out`` is replaced only if it is empty, an earlier
+pull (:data:`PULL_MARKER`) or ``force`` is given, and never when it is or holds the working folder.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -46,9 +50,13 @@ from damo.tracking import client as tracking_client
 log = logging.getLogger(__name__)
 
 FILES_MANIFEST = "damo-files.json"
+MANIFEST_TAG = "damo.files_manifest_sha256"  # sha256 of the files manifest, recorded on the model version
+PULL_MARKER = ".damo-pull.json"  # in a folder that `damo pull` wrote: it may replace that folder
 CANDIDATE, CHAMPION = "candidate", "champion"
 METRIC_TAG = "damo.metric."
 URI_FORMS = "models:/NAME@ALIAS or models:/NAME/VERSION"
+MODEL_NAME_MAX = 200
+MODEL_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MODEL_NAME_MAX - 1}}}")
 
 
 class RegistryError(DamoError, RuntimeError):
@@ -80,7 +88,32 @@ def load_metrics(path: Path | None) -> dict[str, float]:
         return {}
     if not path.is_file():
         raise RegistryError(f"metrics file {path} does not exist")
-    return numbers(json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise RegistryError(f"metrics file {path}: not JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise RegistryError(f"metrics file {path}: expected a JSON object, got {type(data).__name__}")
+    return numbers(data)
+
+
+def check_model_name(name: str) -> str:
+    """A registered model name usable everywhere damo puts it: MLflow's rules (not empty, no ``/`` or
+    ``:``), no ``@`` (``models:/NAME@ALIAS`` would misread it), and a safe S3 path segment."""
+    if not MODEL_NAME.fullmatch(name):
+        raise RegistryError(f"model name {name!r} is not allowed: use 1-{MODEL_NAME_MAX} letters, digits, "
+                            "'.', '_' or '-', starting with a letter or digit (no '/', ':', '@' or spaces)")
+    return name
+
+
+def data_checksum(data_dir: Path | None) -> str | None:
+    """The preference dataset's manifest checksum (tagged on the version); None without a dataset."""
+    if data_dir is None:
+        return None
+    try:
+        return Manifest.load(Path(data_dir)).checksum
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RegistryError(f"--data {data_dir}: not a readable preference dataset ({err})") from err
 
 
 # --------------------------------------------------------------------------- upload + verify
@@ -173,34 +206,40 @@ def _champion(client: Any, name: str) -> Any:
         raise
 
 
-def _version_tags(config: DamoConfig, data: Path | None, metrics: Mapping[str, float],
+def _version_tags(config: DamoConfig, data: str | None, metrics: Mapping[str, float],
                   manifest: Mapping[str, Any]) -> dict[str, str]:
-    manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
     tags = {
         "damo.arm": config.train.loss.arm,
         "damo.base_model": config.pipeline.base_model or f"{config.pipeline.tiny_world_dir}/policy",
-        "damo.files_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        MANIFEST_TAG: _manifest_sha256(manifest),
         "damo.total_bytes": str(manifest["total_bytes"]),
         "damo.num_files": str(len(manifest["files"])),
     }
     if data is not None:
-        tags["damo.data_manifest_checksum"] = Manifest.load(data).checksum
+        tags["damo.data_manifest_checksum"] = data
     return tags | {f"{METRIC_TAG}{k}": repr(v) for k, v in metrics.items()}
+
+
+def check_inputs(config: DamoConfig, model_dir: Path, metrics_path: Path | None,
+                 data_dir: Path | None) -> tuple[str, dict[str, float], str | None]:
+    """(name, metrics, dataset checksum), or RegistryError naming the bad input; nothing is sent."""
+    name = check_model_name(config.registry.model_name)
+    model_files(model_dir)
+    return name, load_metrics(metrics_path), data_checksum(data_dir)
 
 
 def register(config: DamoConfig, tracker: Tracker, model_dir: Path, metrics_path: Path | None = None,
              data_dir: Path | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Upload + verify ``model_dir``, then create the model version (its run: ``tracker``'s, the
-    register step's MLflow run) and set its aliases."""
+    register step's MLflow run) and set its aliases. Every input is checked before any upload."""
+    name, metrics, checksum = check_inputs(config, model_dir, metrics_path, data_dir)
     client = tracking_client(require_uri(config))
-    name = config.registry.model_name
-    metrics = load_metrics(metrics_path)
     run_id = tracker.run_id
     if run_id is None:
         raise RegistryError("the register step needs an MLflow run to tie the model version to")
     prefix = f"{store_uri(config)}/{name}/{run_id}"
     digests, manifest = _upload_all(model_dir, prefix, config, progress)
-    tags = _version_tags(config, data_dir, metrics, manifest)
+    tags = _version_tags(config, checksum, metrics, manifest)
     champion = _champion(client, name)
     _ensure_registered_model(client, name)
     mv = client.create_model_version(name, prefix, run_id=run_id, tags=tags)
@@ -223,6 +262,11 @@ def register(config: DamoConfig, tracker: Tracker, model_dir: Path, metrics_path
     return {"model_uri": f"models:/{name}/{mv.version}", "name": name, "version": str(mv.version),
             "aliases": aliases, "source": prefix, "run_id": run_id, "gate": reason,
             "files": len(digests), "total_bytes": manifest["total_bytes"], "model_card": card}
+
+
+def _manifest_sha256(manifest: Mapping[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys): the same for the uploaded pretty file."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
 def _tag_metrics(tags: Mapping[str, str]) -> dict[str, float]:
@@ -269,12 +313,32 @@ def _fetch(source: str, dest: Path) -> None:
     mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dest))
 
 
-def verify_folder(folder: Path) -> int:
-    """Every file listed in ``damo-files.json`` is present with its size and sha256; returns the count."""
+def verify_folder(folder: Path, recorded_sha256: str | None) -> int:
+    """``folder`` holds exactly what was registered; returns the number of files checked.
+
+    The anchor is ``recorded_sha256``: the sha256 of the files manifest that ``register`` recorded on
+    the MLflow model version (tag ``damo.files_manifest_sha256``). The ``damo-files.json`` fetched from
+    the store must hash to it (so rewriting a file and the manifest together is caught), every file it
+    lists must have its size and sha256, and a file it does not list is refused, named.
+    """
     manifest_path = folder / FILES_MANIFEST
     if not manifest_path.is_file():
         raise RegistryError(f"{folder}: {FILES_MANIFEST} is missing; the version was not registered by damo")
-    listed = json.loads(manifest_path.read_text())["files"]
+    if not recorded_sha256:
+        raise RegistryError(f"the model version has no {MANIFEST_TAG} tag: it was not registered by damo, "
+                            "so its files cannot be verified")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        listed = manifest["files"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise RegistryError(f"{manifest_path}: not a damo files manifest ({err})") from err
+    if _manifest_sha256(manifest) != recorded_sha256:
+        raise RegistryError(f"{manifest_path} differs from the manifest recorded in MLflow at registration "
+                            f"({MANIFEST_TAG}={recorded_sha256}): the stored model was altered")
+    unlisted = sorted(set(model_files_any(folder)) - set(listed) - {FILES_MANIFEST})
+    if unlisted:
+        raise RegistryError(f"{folder / unlisted[0]}: not in the registered files manifest "
+                            f"({len(unlisted)} unlisted file(s)); refusing a model with extra files")
     for rel, expected in listed.items():
         path = folder / rel
         if not path.is_file() or path.stat().st_size != expected["size"]:
@@ -284,21 +348,51 @@ def verify_folder(folder: Path) -> int:
     return len(listed)
 
 
-def pull(config: DamoConfig, model_uri: str, out: Path) -> dict[str, Any]:
-    """Download a registered version into ``out`` (replaced only once complete and verified)."""
-    mv = resolve_version(tracking_client(require_uri(config)), model_uri)
-    partial = out.parent / f".{out.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+def model_files_any(folder: Path) -> list[str]:
+    """Relative paths of every entry under ``folder`` that is not a directory (links and specials too)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
+
+
+def fetch_verified(client: Any, model_uri: str, dest: Path) -> tuple[Any, int]:
+    """Resolve ``model_uri``, fetch its files into the empty folder ``dest`` and verify them against the
+    manifest hash recorded on the model version (:func:`verify_folder`). The one path by which damo
+    turns a ``models:/`` URI into local files: ``pull`` and every step that takes a model use it."""
+    mv = resolve_version(client, model_uri)
     try:
-        _fetch(mv.source, partial)
-        count = verify_folder(partial)
+        _fetch(mv.source, dest)
     except storage.StorageError as err:
-        shutil.rmtree(partial, ignore_errors=True)
         raise RegistryError(f"pulling {model_uri} (version {mv.version}, {mv.source}) failed: {err}") from err
+    count = verify_folder(dest, (mv.tags or {}).get(MANIFEST_TAG))
+    return mv, count
+
+
+def check_out_folder(out: Path, force: bool) -> None:
+    """``out`` may be replaced: never ``.`` or a folder holding the working folder; a non-empty folder
+    only when it is an earlier pull (its marker) or with ``force``."""
+    target, cwd = out.resolve(), Path.cwd().resolve()
+    if cwd == target or cwd.is_relative_to(target):
+        raise RegistryError(f"--out {out}: is the working folder or holds it; pull into a new folder")
+    if target.exists() and not target.is_dir():
+        raise RegistryError(f"--out {out}: exists and is not a folder; pull into a new folder")
+    if target.is_dir() and any(target.iterdir()) and not (target / PULL_MARKER).is_file() and not force:
+        raise RegistryError(f"--out {out}: is a non-empty folder that damo did not pull into (no "
+                            f"{PULL_MARKER}); choose an empty or new folder, or pass --force to replace it")
+
+
+def pull(config: DamoConfig, model_uri: str, out: Path, force: bool = False) -> dict[str, Any]:
+    """Download a registered version into ``out`` (replaced only once complete and verified)."""
+    check_out_folder(out, force)
+    client = tracking_client(require_uri(config))
+    parse_model_uri(model_uri)
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))  # never a user's folder
+    try:
+        mv, count = fetch_verified(client, model_uri, partial)
     except RegistryError:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    (partial / PULL_MARKER).write_text(json.dumps({"model_uri": model_uri, "version": str(mv.version)}))
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)

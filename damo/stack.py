@@ -11,7 +11,10 @@
 
 Everything lives under ``stack.state_dir``: data, logs, ``stack.json`` (ports, PIDs; no secret),
 ``credentials.env`` (generated once, mode 0600) and ``client.env`` (mode 0600: what a client
-exports — ``set -a; . .damo/stack/client.env``). ``up`` is idempotent: it starts only services that
+exports — ``set -a; . .damo/stack/client.env``). The folder is 0700 and the services write with umask
+077. The store's other ports (master, volume, filer, admin, gRPC) ask for credentials or are not
+served (:mod:`damo.stack_security`); a host other than loopback needs ``stack.auth`` (MLflow auth).
+``up`` is idempotent: it starts only services that
 are not running. ``down`` signals exactly the process groups that ``up`` recorded, after checking
 that each PID still belongs to the process that was started (its kernel start time). Ports set to 0
 are chosen free at the first ``up`` and kept. The Python API for other steps is :func:`ensure_up`.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import logging
 import os
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from damo import stack_procs as procs
+from damo import stack_security as security
 from damo.config import DamoConfig, StackConfig
 from damo.errors import DamoError
 
@@ -93,11 +98,11 @@ def _env_text(env: Mapping[str, str]) -> str:
 
 def credentials(stack: StackConfig) -> dict[str, str]:
     """The stack's generated secrets, created on first use and kept in ``credentials.env`` (0600)."""
-    path = state_dir(stack) / CREDENTIALS_FILE
+    path = _private_folder(state_dir(stack)) / CREDENTIALS_FILE
     if path.is_file():
+        _check_private(path)
         creds = _read_env_file(path)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
         creds = {
             "AWS_ACCESS_KEY_ID": "damo" + secrets.token_hex(8),
             "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
@@ -105,11 +110,27 @@ def credentials(stack: StackConfig) -> dict[str, str]:
             "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(24),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
         }
+    missing = {k: v for k, v in security.new_secrets().items() if k not in creds}  # older state dirs
+    if missing or not path.is_file():
+        creds |= missing
         _write_private(path, _env_text(creds))
-    if path.stat().st_mode & 0o077:
-        raise StackError(f"{path} is readable by others (mode {oct(path.stat().st_mode & 0o777)}); "
-                         "run `chmod 600` on it")
     return creds
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise StackError(f"{path} is readable by others (mode {oct(mode)}); run `chmod 600` on it")
+
+
+def _private_folder(folder: Path) -> Path:
+    """``folder``, created 0700; an existing one open to others is closed (0700), with a warning."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = folder.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("stack folder %s was open to others (mode %s): setting it to 0700", folder, oct(mode))
+        os.chmod(folder, 0o700)
+    return folder
 
 
 def _load_state(stack: StackConfig) -> dict[str, Any]:
@@ -120,16 +141,15 @@ def _load_state(stack: StackConfig) -> dict[str, Any]:
 def _save_state(stack: StackConfig, state: dict[str, Any]) -> None:
     path = state_dir(stack) / STATE_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
+    _write_private(tmp, json.dumps(state, indent=2))
     os.replace(tmp, path)
 
 
 @contextlib.contextmanager
 def _locked(stack: StackConfig) -> Iterator[None]:
     """One `up`/`down` at a time per state dir (two terminals, or parallel test workers)."""
-    folder = state_dir(stack)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
+    folder = _private_folder(state_dir(stack))
+    with open(os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -167,7 +187,8 @@ def _weed_command(stack: StackConfig, ports: Mapping[str, int], folder: Path) ->
         f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin_grpc']}",
         f"-s3.config={folder / 's3.json'}", f"-bucket={stack.bucket}",
         "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-        "-master.telemetry=false",
+        "-master.telemetry=false", f"-options={folder / security.OPTIONS_FILE}",
+        "-disableHttp",  # master and filer HTTP APIs off: see damo.stack_security
     ]
 
 
@@ -188,7 +209,8 @@ def _write_server_configs(stack: StackConfig, creds: Mapping[str, str], folder: 
         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
     }]}
     _write_private(folder / "s3.json", json.dumps(identities))
-    (folder / "mlflow").mkdir(exist_ok=True)
+    security.write_security(folder, dict(creds), _write_private)
+    (folder / "mlflow").mkdir(mode=0o700, exist_ok=True)
     # The admin password reaches the server through MLFLOW_AUTH_ADMIN_PASSWORD, not this file.
     _write_private(folder / "auth.ini", (
         "[mlflow]\ndefault_permission = READ\n"
@@ -234,6 +256,7 @@ def up(config: DamoConfig) -> StackEnv:
     """Start whatever of the stack is not running, wait until both answer; idempotent."""
     stack = config.stack
     folder = state_dir(stack)
+    _require_loopback_or_auth(stack)
     with _locked(stack):
         state = _load_state(stack)
         creds = credentials(stack)
@@ -261,6 +284,20 @@ def up(config: DamoConfig) -> StackEnv:
     log.info("stack up: MLflow %s, S3 %s (bucket %s); client env in %s",
              mlflow_url, s3_url, stack.bucket, folder / CLIENT_ENV_FILE)
     return StackEnv(mlflow_url, s3_url, stack.bucket, env)
+
+
+def _require_loopback_or_auth(stack: StackConfig) -> None:
+    """The store always asks for credentials; MLflow does only with ``stack.auth``. So a stack reachable
+    from other machines must have it on: refuse, saying how, rather than serve an open tracking server."""
+    try:
+        loopback = ipaddress.ip_address(stack.host).is_loopback
+    except ValueError:
+        loopback = stack.host == "localhost"
+    if not loopback and not stack.auth:
+        raise StackError(f"stack.host={stack.host} is not a loopback address and the MLflow server would "
+                         "answer anyone: add --set stack.auth=true (MLflow basic auth with a generated "
+                         "password; the object store always asks for credentials), or keep "
+                         "stack.host=127.0.0.1")
 
 
 def _check_same_ports(stack: StackConfig, state: dict[str, Any], ports: Mapping[str, int]) -> None:

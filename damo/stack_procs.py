@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 POLL_S = 0.1
+PRIVATE_UMASK = 0o077  # what a service creates (volume files, sqlite, logs) only its owner reads
 
 
 def python() -> str:
@@ -97,9 +98,10 @@ def _zombie(pid: int, state: str) -> bool:
 
 
 def start(cmd: list[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> dict[str, Any]:
-    with open(log_path, "ab") as log:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "ab") as log:
         proc = subprocess.Popen(cmd, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, umask=PRIVATE_UMASK)
     stat = _stat(proc.pid)
     return {"pid": proc.pid, "start_ticks": stat[1] if stat else -1, "cmd0": cmd[0], "log": str(log_path)}
 

@@ -8,11 +8,13 @@ imported lazily so that ``damo --help`` stays fast and ``damo`` never imports kf
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
+import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from damo.config import ConfigError, load_config
@@ -65,6 +67,27 @@ def emit(result: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """While a verb runs, whatever else writes to stdout (MLflow's "View run" line, a library's print,
+    a child process) goes to stderr, so stdout carries only the JSON summary that :func:`emit` writes."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 at all: nothing for a child to write into either
+        saved = None
+    if saved is not None:
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)
@@ -73,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         config = load_config(args.config, args.overrides)
-        result = _verb_module(args._module).run(config, args)
+        with _stdout_to_stderr():
+            result = _verb_module(args._module).run(config, args)
     except DamoError as err:
         # Every verb fails the same way: one line naming what is wrong, a non-zero exit. The
         # traceback is for developers (--debug); a user acts on the message.

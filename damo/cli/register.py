@@ -19,13 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: DamoConfig, args: argparse.Namespace) -> StepResult:
+    from damo.registry import check_inputs
     from damo.stack import use_local_stack_if_unset
-    from damo.steps.register import RegisterPaths
+    from damo.steps.register import RegisterPaths, hf_folder
     from damo.steps.register import run as run_step
 
-    if args.name:
+    if args.name is not None:  # --name '' is refused by the registry's name check, not ignored
         config.registry.model_name = args.name
-    use_local_stack_if_unset(config)
     optional = {key: Path(value) for key in ("metrics", "data", "out") if (value := getattr(args, key))}
     paths = RegisterPaths(model=Path(args.model), **optional)
+    check_inputs(config, hf_folder(paths.model), paths.metrics, paths.data)  # before starting anything
+    use_local_stack_if_unset(config)
     return run_step(config, paths)

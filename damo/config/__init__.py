@@ -28,11 +28,12 @@ from damo.config.evaluate import DecodingConfig, EvaluateConfig, JudgeConfig
 from damo.config.pipeline import PipelineConfig, StepResources, TrainJobConfig
 from damo.config.services import RegisterConfig, StackConfig, TrackingConfig
 from damo.config.train import LoraConfig, LossConfig, TrainConfig
+from damo.config.yaml_text import parse_yaml, read_config_file
 
 __all__ = ["ConfigError", "DamoConfig", "DecodingConfig", "EvaluateConfig", "IngestConfig", "JudgeConfig",
            "LoraConfig", "LossConfig", "PipelineConfig", "ReferenceConfig", "RegisterConfig", "ScoreConfig",
            "Section", "StackConfig", "StepResources", "TinyWorldConfig", "TrackingConfig", "TrainConfig",
-           "TrainJobConfig", "load_config", "preset_names", "save_resolved", "to_yaml"]
+           "TrainJobConfig", "load_config", "parse_yaml", "preset_names", "save_resolved", "to_yaml"]
 
 
 # --------------------------------------------------------------------------- root
@@ -73,10 +74,10 @@ def _read_yaml(name_or_path: str) -> tuple[dict[str, Any], str]:
         resource = importlib.resources.files("configs") / f"{name_or_path}.yaml"
         if not resource.is_file():
             raise ConfigError(f"no config file or preset named {name_or_path!r}; presets: {preset_names()}")
-        return yaml.safe_load(resource.read_text()) or {}, f"preset {name_or_path!r}"
+        return parse_yaml(resource.read_text(), f"preset {name_or_path!r}") or {}, f"preset {name_or_path!r}"
     if not path.is_file():
         raise ConfigError(f"config file {name_or_path!r} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = parse_yaml(read_config_file(path), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{name_or_path}: the top level must be a mapping, got {type(data).__name__}")
     return data, str(path)
@@ -88,7 +89,7 @@ def _read_text(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        data = yaml.safe_load(text) or {}
+        data = parse_yaml(text, "config text") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config text: the top level must be a mapping, got {type(data).__name__}")
     return data
@@ -104,7 +105,7 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {override!r}: {part!r} is not a section")
-    node[leaf] = yaml.safe_load(raw)  # "0.1" → float, "true" → bool, "[a, b]" → list
+    node[leaf] = parse_yaml(raw, f"--set {key}")  # "0.1" → float, "true" → bool, "[a, b]" → list
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -125,7 +126,7 @@ def _explain(err: ValidationError, source: str) -> str:
             allowed = ", ".join(_allowed_keys(DamoConfig, e["loc"]))
             lines.append(f"  unknown key {key!r}; allowed here: {allowed}")
         else:
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"  {key}: {e['msg']} (got {repr(e.get('input'))[:200]})")
     return "\n".join(lines)
 
 

@@ -83,6 +83,9 @@ class EvaluateConfig(Section):
     # benchmark → its decodings (first = primary); benchmarks not named here decode greedily.
     decoding: dict[str, list[DecodingConfig]] = Field(default_factory=_default_decodings)
     limit: int | None = Field(None, ge=1)  # first N prompts per benchmark (smoke runs)
+    # Items without an answer: an error, or (true) a recorded `coverage` < 1 that the registry gate
+    # refuses to promote on. Duplicate answers are always an error.
+    allow_missing_answers: bool = False
     # Appended (after a newline) to yes/no questions (POPE, AMBER discriminative), as LLaVA does.
     short_answer_prompt: str = "Answer the question using a single word or phrase."
     # AMBER yes/no: "exact" = the official scorer (response must equal "Yes"/"No");

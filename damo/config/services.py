@@ -50,8 +50,10 @@ class StackConfig(Section):
     s3_port: int = Field(18333, ge=0, le=65535)
     mlflow_port: int = Field(15000, ge=0, le=65535)
     bucket: str = "damo"
-    # MLflow basic auth: an admin user with a generated password (state_dir/credentials.env).
-    auth: bool = False
+    # MLflow basic auth: an admin user with a generated password (state_dir/credentials.env). On by
+    # default: without it any local user reads and writes runs, and through MLflow's artifact proxy
+    # the bucket's mlflow/ prefix, around the store's credentials.
+    auth: bool = True
     # Seconds a verified password stays cached in the (single) server worker; 0 → PBKDF2 on every
     # request. One worker means no stale entry survives a password change made through the API.
     auth_cache_ttl_s: int = Field(60, ge=0)

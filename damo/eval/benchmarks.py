@@ -8,7 +8,7 @@ from typing import Any
 
 from damo.config import DecodingConfig, EvaluateConfig
 from damo.eval import amber, llava_bench, mmhal, object_halbench, pope, tiny_world
-from damo.eval.items import BenchContext, EvalItem
+from damo.eval.items import BenchContext, BenchmarkDataError, EvalItem
 
 
 @dataclass(frozen=True)
@@ -17,13 +17,11 @@ class Benchmark:
     # (context, items, answer records, metric group name) → metrics
     score: Callable[[BenchContext, list[EvalItem], list[dict[str, Any]], str], dict[str, Any]]
     judged: bool = False
-    # False: answers carry their ground-truth key (Object HalBench's image_id), prompts not needed to score
-    needs_items: bool = True
 
 
 BENCHMARKS: dict[str, Benchmark] = {
     tiny_world.NAME: Benchmark(tiny_world.load_items, tiny_world.score),
-    object_halbench.NAME: Benchmark(object_halbench.load_items, object_halbench.score, needs_items=False),
+    object_halbench.NAME: Benchmark(object_halbench.load_items, object_halbench.score),
     amber.NAME: Benchmark(amber.load_items, amber.score),
     pope.NAME: Benchmark(pope.load_items, pope.score),
     mmhal.NAME: Benchmark(mmhal.load_items, mmhal.score, judged=True),
@@ -33,7 +31,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 def get(name: str) -> Benchmark:
     if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
+        raise BenchmarkDataError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
     return BENCHMARKS[name]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,27 +100,33 @@ def read_json(path: Path) -> Any:
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a JSONL file; a truncated last line (an interrupted write) is skipped with a warning."""
-    with path.open(encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    """Records of a JSONL file: every non-blank line must be a JSON object, else an error naming the
+    line (an unfinished line of an interrupted write is cut by :func:`drop_partial_line` first)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise BenchmarkDataError(f"{path}: not a readable UTF-8 JSONL file ({err})") from err
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError as err:
-            if n == len(lines):
-                log.warning("%s: ignoring a truncated last line (%s)", path, err)
-                return
             raise BenchmarkDataError(f"{path}:{n}: not JSON ({err})") from err
+        if not isinstance(record, dict):
+            raise BenchmarkDataError(f"{path}:{n}: expected a JSON object, got {type(record).__name__}")
+        yield record
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """A ``.jsonl`` file or a ``.json`` list (AMBER's answer format) as a list of dicts."""
+    if not path.is_file():
+        raise BenchmarkDataError(f"answers file {path} does not exist or is not a file")
     if path.suffix == ".json":
         data = read_json(path)
-        if not isinstance(data, list):
-            raise BenchmarkDataError(f"{path}: expected a JSON list of answer records")
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise BenchmarkDataError(f"{path}: expected a JSON list of answer records (objects)")
         return data
     return list(iter_jsonl(path))
 
@@ -171,13 +178,58 @@ def record_id(record: dict[str, Any]) -> str:
     raise BenchmarkDataError(f"answer record without id or question_id: {json.dumps(record)[:120]}")
 
 
+def _positional(answers: list[dict[str, Any]], items: list[EvalItem]) -> bool:
+    with_ids = any("id" in r or "question_id" in r for r in answers)
+    return bool(answers) and len(answers) == len(items) and not with_ids
+
+
+def _answer_item(record: dict[str, Any]) -> str:
+    """The item an answer is for; Object HalBench answers may carry only their ``image_id``."""
+    if "image_id" in record and not any(k in record for k in ("item_id", "id", "question_id")):
+        return str(record["image_id"])
+    return record_id(record)
+
+
+def coverage(answers: list[dict[str, Any]], items: list[EvalItem], benchmark: str,
+             allow_missing: bool) -> dict[str, Any]:
+    """``{"coverage", "answered", "items"}`` of ``answers`` over ``items``, refusing false numbers.
+
+    Two answers with one id are an error (a duplicate would weigh its item twice). An item without an
+    answer is an error, since the score would then be over a subset, unless ``allow_missing``
+    (``evaluate.allow_missing_answers``): then coverage < 1 is recorded and the registry gate refuses
+    to promote on it (:func:`damo.model_card.gate_decision`).
+    """
+    if not items or _positional(answers, items):
+        return {"coverage": 1.0 if items else None, "answered": len(answers), "items": len(items)}
+    seen = Counter(str(r["id"]) if "id" in r else _answer_item(r) for r in answers)
+    repeated = [(k, n) for k, n in seen.items() if n > 1]
+    if repeated:
+        key, n = repeated[0]
+        raise BenchmarkDataError(f"{benchmark}: {len(repeated)} answer id(s) appear more than once (e.g. "
+                                 f"{key!r} {n} times); a duplicate would count its item twice")
+    covered = {_answer_item(r) for r in answers}
+    unknown = sorted(covered - {it.id for it in items})
+    if unknown:
+        raise BenchmarkDataError(f"{benchmark}: answer id {unknown[0]!r} is not an item of the benchmark "
+                                 f"({len(unknown)} unknown id(s))")
+    missing = [it.id for it in items if it.id not in covered]
+    share = (len(items) - len(missing)) / len(items)
+    if missing and not allow_missing:
+        raise BenchmarkDataError(
+            f"{benchmark}: no answer for {len(missing)} of {len(items)} items (e.g. {missing[0]!r}); a score "
+            "over the answered ones would be false: answer every item, or set "
+            f"evaluate.allow_missing_answers=true to record coverage {share:.4g} (the registry gate then "
+            "refuses to promote)")
+    return {"coverage": share, "answered": len(items) - len(missing), "items": len(items)}
+
+
 def by_id(answers: list[dict[str, Any]], items: list[EvalItem], benchmark: str) -> list[tuple[EvalItem, str]]:
     """Pair each answer with its item; an answer for an unknown id is an error, not silently dropped.
 
     Records without any id pair with the items by position when there are as many of each (the
     benchmark's own template filled in, as MMHal-Bench's ``model_answer``).
     """
-    if answers and len(answers) == len(items) and not any("id" in r or "question_id" in r for r in answers):
+    if _positional(answers, items):
         return [(item, answer_text(r)) for item, r in zip(items, answers)]
     index = {it.id: it for it in items}
     pairs = []

@@ -21,6 +21,7 @@ from damo.ingest.jsonstream import is_json_list, iter_json_list, iter_jsonl
 from damo.ingest.quarantine import QUARANTINE
 from damo.ingest.records import (
     IMAGE_MISSING,
+    IMAGE_NOT_REGULAR,
     IMAGE_PATH_ESCAPES,
     MALFORMED_ROW,
     IngestError,
@@ -67,6 +68,8 @@ class ImageFolder:
             record.image = self.source.read_bytes(target)
         except (FileNotFoundError, IsADirectoryError):
             record.problem = Problem(IMAGE_MISSING, f"image file {target} does not exist")
+        except IngestError as err:  # a FIFO or device named like an image: refused unopened
+            record.problem = Problem(IMAGE_NOT_REGULAR, str(err))
 
 
 def _image_folder(source: Source, cfg: IngestConfig, near: str) -> str | None:

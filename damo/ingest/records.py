@@ -28,6 +28,7 @@ IMAGE_UNDECODABLE = "image_undecodable"
 IMAGE_TRUNCATED = "image_truncated"
 IMAGE_TOO_LARGE = "image_too_large"
 IMAGE_PATH_ESCAPES = "image_path_escapes"
+IMAGE_NOT_REGULAR = "image_not_a_regular_file"  # a FIFO, device or socket: never opened
 DUPLICATE = "duplicate"
 
 REASONS = (
@@ -42,6 +43,7 @@ REASONS = (
     IMAGE_TRUNCATED,
     IMAGE_TOO_LARGE,
     IMAGE_PATH_ESCAPES,
+    IMAGE_NOT_REGULAR,
     DUPLICATE,
 )
 

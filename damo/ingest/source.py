@@ -7,7 +7,9 @@ disk at a time) and the bytes of one file (images).
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -43,13 +45,21 @@ class Source(ABC):
 
 
 class LocalSource(Source):
+    """A local file or folder. Only regular files inside the source are listed and read: a symlink is
+    followed only when its target stays inside the source folder, and a symlink leaving it or a
+    special file (FIFO, device, socket) is refused by name before anything is read."""
+
     def __init__(self, path: str):
         self.uri = str(Path(path).absolute())
         p = Path(self.uri)
         if not p.exists():
             raise IngestError(f"source {path} does not exist")
-        self.is_file = p.is_file()
-        self._files = [self.uri] if self.is_file else sorted(str(f) for f in p.rglob("*") if f.is_file())
+        self.is_file = not p.is_dir()
+        if self.is_file:
+            _require_regular(p, p)
+            self._files = [self.uri]
+        else:
+            self._files = sorted(str(f) for f in p.rglob("*") if _listed(f, p.resolve()))
 
     def files(self) -> list[str]:
         return self._files
@@ -59,7 +69,43 @@ class LocalSource(Source):
         yield Path(file)
 
     def read_bytes(self, file: str) -> bytes:
-        return Path(file).read_bytes()
+        """The bytes of a regular file; a FIFO or device is never opened for reading (IngestError)."""
+        _require_regular(Path(file), Path(file))
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)  # a FIFO swapped in cannot block
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise IngestError(f"{file} is not a regular file; refused")
+            return f.read()
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _require_regular(path: Path, shown: Path) -> None:
+    mode = path.stat().st_mode  # follows a link: its target is what would be read
+    if not stat.S_ISREG(mode):
+        raise IngestError(f"{shown} is {_kind(mode)}; ingest reads only regular files and never opens it")
+
+
+def _listed(entry: Path, root: Path) -> bool:
+    """True for a regular file (or a link to one) inside ``root``; False for folders and for links to
+    folders (rglob lists their content anyway when inside). A link leaving ``root`` or a special file
+    raises IngestError naming it: its content is never read."""
+    if entry.is_symlink():
+        target = entry.resolve()
+        if target != root and root not in target.parents:
+            raise IngestError(f"{entry} is a symlink to {target}, outside the source {root}; refused "
+                              "(copy the file into the source)")
+    if not entry.exists() or entry.is_dir():
+        if not entry.exists():
+            raise IngestError(f"{entry} is a dangling symlink; refused")
+        return False
+    _require_regular(entry, entry)
+    return True
 
 
 class S3Source(Source):

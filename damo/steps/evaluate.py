@@ -20,7 +20,7 @@ from typing import Any
 
 from damo.config import ConfigError, DamoConfig
 from damo.eval import benchmarks
-from damo.eval.items import BenchContext, BenchmarkDataError, read_records
+from damo.eval.items import BenchContext, BenchmarkDataError, coverage, read_records
 from damo.eval.report import flatten, write_report
 from damo.models import resolve_model
 from damo.skeleton import StepResult, run_step
@@ -60,7 +60,8 @@ def _generate_and_score(config: DamoConfig, model_uri: str, out: Path) -> dict[s
             answers = generate_answers(responder, items, decoding, path, benchmark=name, model=model_uri,
                                        batch_size=ev.batch_size)
             group = benchmarks.group_name(name, decoding.name, choices[0].name)
-            results[group] = {**bench.score(ctx, items, answers, group),
+            counted = coverage(answers, items, name, ev.allow_missing_answers)
+            results[group] = {**bench.score(ctx, items, answers, group), **counted,
                               "decoding": decoding.model_dump(), "answers": path.name}
     del responder
     gc.collect()
@@ -85,8 +86,10 @@ def _score_answers(config: DamoConfig, answers_file: Path, out: Path) -> dict[st
     for (name, decoding), group_records in grouped.items():
         bench = benchmarks.get(name)
         group = benchmarks.group_name(name, decoding, benchmarks.decodings(ev, name)[0].name)
-        items = bench.load_items(ctx) if bench.needs_items else []
-        results[group] = {**bench.score(ctx, items, group_records, group), "answers": str(answers_file)}
+        items = bench.load_items(ctx)  # every benchmark's item list: coverage is measured against it
+        counted = coverage(group_records, items, name, ev.allow_missing_answers)
+        scored = bench.score(ctx, items, group_records, group)
+        results[group] = {**scored, **counted, "answers": str(answers_file)}
     return results
 
 
@@ -113,8 +116,12 @@ def run(config: DamoConfig, paths: EvaluatePaths) -> EvaluateResult:
     """Evaluate ``paths.model`` (or score ``paths.answers``), and ``paths.baseline`` beside it."""
     if (paths.model is None) == (paths.answers is None):
         raise ConfigError("evaluate needs exactly one of a model (--model) or an answers file (--answers)")
-    if paths.answers is not None and not Path(paths.answers).is_file():
-        raise BenchmarkDataError(f"answers file {paths.answers} does not exist")
+    for name in config.evaluate.benchmarks:  # all inputs checked before anything is written
+        benchmarks.get(name)
+    if paths.answers is not None:
+        if not Path(paths.answers).is_file():
+            raise BenchmarkDataError(f"answers file {paths.answers} does not exist")
+        read_records(Path(paths.answers))
     out = Path(paths.out)
     params = {"benchmarks": ",".join(config.evaluate.benchmarks), "model": paths.model,
               "baseline": paths.baseline, "answers": paths.answers}

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from damo.config import DamoConfig
+from damo.data.dataset import MANIFEST
 from damo.ingest import ingest
 from damo.ingest.quarantine import QUARANTINE
+from damo.ingest.records import IngestError
+from damo.ingest.source import open_source
 from damo.skeleton import StepResult, run_step
 from damo.tracking import Tracker
 
@@ -28,6 +31,9 @@ class IngestResult(StepResult):
 def run(config: DamoConfig, paths: IngestPaths) -> IngestResult:
     """Ingest ``paths.source`` into ``paths.out``; returns the ingest report (counts by reason)."""
     out = Path(paths.out)
+    if (out / MANIFEST).exists():  # checked before anything is written: its config.yaml stays as it was
+        raise IngestError(f"{out} already holds a dataset ({MANIFEST}); ingest into a new or empty folder")
+    open_source(paths.source)  # a missing source, or a link out of it or a FIFO in it, fails before writing
 
     def work(tracker: Tracker) -> IngestResult:
         report = ingest(paths.source, out, config.ingest)

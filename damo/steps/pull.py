@@ -17,6 +17,7 @@ from damo.tracking import Tracker
 class PullPaths:
     model_uri: str
     out: Path  # replaced by the pulled folder once it is complete and verified
+    force: bool = False  # replace a non-empty folder that is not an earlier pull
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,6 +33,7 @@ def run(config: DamoConfig, paths: PullPaths) -> PullResult:
     out = Path(paths.out)
 
     def work(tracker: Tracker) -> PullResult:
-        return PullResult.from_dict({"step": "pull", **registry.pull(config, paths.model_uri, out)})
+        pulled = registry.pull(config, paths.model_uri, out, paths.force)
+        return PullResult.from_dict({"step": "pull", **pulled})
 
     return run_step(config, "pull", out, work, track=False)

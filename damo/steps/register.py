@@ -44,8 +44,10 @@ class RegisterResult(StepResult):
 def run(config: DamoConfig, paths: RegisterPaths) -> RegisterResult:
     """Register ``paths.model`` as a version of ``registry.model_name``; returns model_uri, name,
     version, aliases (and source, run_id, gate reason, file count, bytes)."""
-    registry.require_uri(config)  # before any MLflow run is opened
     model_dir = hf_folder(Path(paths.model))
+    # Every input (name, folder, metrics, dataset, tracking URI) before any MLflow run is opened.
+    registry.check_inputs(config, model_dir, paths.metrics, paths.data)
+    registry.require_uri(config)
     out = Path(paths.out) if paths.out is not None else None
 
     def work(tracker: Tracker) -> RegisterResult:

@@ -142,11 +142,12 @@ def test_pull_refuses_a_version_whose_stored_file_was_altered(
     storage.s3_client().put_object(Bucket=bucket, Key=key, Body=b"\x02" * 4096)  # same size, other bytes
     out = tmp_path / "out"
     out.mkdir()
+    (out / registry.PULL_MARKER).write_text("{}")  # an earlier pull: pull may replace it, once verified
     (out / "keep.txt").write_text("previous pull")
     with pytest.raises(registry.RegistryError, match="sha256 differs"):
         pull_step(config, PullPaths(model_uri="models:/tampered@candidate", out=out))
     assert (out / "keep.txt").read_text() == "previous pull"  # the old folder is left untouched
-    assert not (tmp_path / ".out.partial").exists()
+    assert not list(tmp_path.glob(".out.partial*"))
     with pytest.raises(registry.RegistryError, match="no such registered model version"):
         pull_step(config, PullPaths(model_uri="models:/tampered@champion", out=out))
 

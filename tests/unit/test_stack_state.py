@@ -94,3 +94,14 @@ def test_up_refuses_to_point_a_running_stack_at_other_ports(tmp_path: Path) -> N
             stack._check_same_ports(other.stack, state, stack._ports(other.stack, state))
     finally:
         stack_procs.stop(running, 0.0)
+
+
+def test_the_state_folder_is_closed_to_other_users_and_the_store_has_its_own_keys(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o755)
+    config = load_config(None, [f"stack.state_dir={folder}"])
+    creds = stack.credentials(config.stack)
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert all(creds[k] for k in ("WEED_JWT_KEY", "WEED_FILER_JWT_KEY", "WEED_ADMIN_PASSWORD"))
+    weed = stack._weed_command(config.stack, stack._ports(config.stack, {"ports": {}}), folder)
+    assert "-disableHttp" in weed and not any(creds["WEED_ADMIN_PASSWORD"] in arg for arg in weed)

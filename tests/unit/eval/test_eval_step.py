@@ -41,8 +41,9 @@ def test_generation_is_batched_incremental_and_resumes(tmp_path: Path) -> None:
     assert records[0]["decoding_config"]["num_beams"] == 3 and records[0]["truth"] == ["a"]
     assert len(_lines(path)) == 5
     with path.open("a") as f:
-        f.write('{"id": "f", "answ')  # an interrupted write: ignored on read, cut before appending
-    assert len(_lines(path)) == 5
+        f.write('{"id": "f", "answ')  # an interrupted write: an error on read, cut before appending
+    with pytest.raises(BenchmarkDataError, match=r"jsonl:6: not JSON"):
+        _lines(path)
     more = [*items, EvalItem("f", "q f", png())]
     generate_answers(responder, more, beam, path, benchmark="x", model="m", batch_size=2)
     assert [r["id"] for r in _lines(path)] == list("abcdef")

@@ -22,6 +22,27 @@ def test_a_missing_folder_is_an_error_naming_it(tmp_path: Path) -> None:
         resolve_model(str(tmp_path / "nope"), load_config(None))
 
 
+def test_registry_uri_goes_through_the_verified_registry_fetch(tiny_llava: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """models:/ is fetched by damo.registry.fetch_verified (checked against the hash recorded in MLflow;
+    tests/integration/test_hostile_registry.py runs it for real) into a fresh folder under the cache."""
+    import damo.registry
+
+    calls = []
+
+    def fake_fetch(client: object, uri: str, dest: Path) -> tuple[object, int]:
+        calls.append(uri)
+        assert not any(dest.iterdir())  # an empty folder: nothing unlisted can be in it
+        shutil.copytree(tiny_llava, dest / "hf")
+        return object(), 1
+
+    monkeypatch.setattr(damo.registry, "fetch_verified", fake_fetch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # never contacted: fetch is faked
+    found = resolve_model("models:/damo-tiny@champion", load_config(None), cache_dir=tmp_path)
+    assert calls == ["models:/damo-tiny@champion"]
+    assert found.parent.parent == tmp_path and (found / "config.json").is_file()
+
+
 def test_s3_prefix_goes_through_damo_storage(tiny_llava: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import damo.storage
