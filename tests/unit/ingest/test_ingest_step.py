@@ -18,7 +18,7 @@ def test_step_writes_dataset_quarantine_config_and_result(tmp_path: Path):
     result = run(config, IngestPaths(source=str(src), out=tmp_path / "out"))
     out = tmp_path / "out"
     assert (out / "config.yaml").is_file() and (out / "quarantine.parquet").is_file()
-    assert json.loads((out / "result.json").read_text()) == json.loads(json.dumps(result))
+    assert json.loads((out / "result.json").read_text()) == json.loads(json.dumps(dict(result)))
     dataset = PreferenceDataset(out, verify=True)
     assert dataset.manifest.reports["ingest"]["input_rows"] == 12 == result["kept"]
     assert sum(dataset.manifest.splits.values()) == 12
