@@ -265,6 +265,20 @@ class EvaluateConfig(Section):
     pope_splits: list[str] = Field(default_factory=lambda: ["random", "popular", "adversarial"])
 
 
+# --------------------------------------------------------------------------- hub
+class HubConfig(Section):
+    """Hugging Face Hub ids (``org/name[@revision]``) wherever a model or CLIP is named (damo.hub)."""
+
+    # The hub cache; None → huggingface_hub's default (HF_HUB_CACHE, else HF_HOME/hub). A cluster
+    # mounts a shared volume and points this at it.
+    cache_dir: str | None = None
+    endpoint: str | None = None  # a mirror's URL; None → HF_ENDPOINT, else huggingface.co
+    offline: bool = False  # read the cache only (HF_HUB_OFFLINE=1 does the same)
+    # Kubernetes Secret whose key HF_TOKEN is mounted as that variable on the tasks that read models
+    # (gated or private repos); None → no token (public repos, or HF_TOKEN set otherwise).
+    token_secret: str | None = None
+
+
 # --------------------------------------------------------------------------- register / stack
 class RegisterConfig(Section):
     """``damo register`` / ``damo pull``: model versions in MLflow, files in S3."""
@@ -405,6 +419,7 @@ class DamoConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     stack: StackConfig = Field(default_factory=StackConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)

@@ -22,7 +22,7 @@ from damo.config import DamoConfig, save_resolved
 from damo.eval import benchmarks
 from damo.eval.items import BenchContext, BenchmarkDataError, read_records
 from damo.eval.report import flatten, write_report
-from damo.models import resolve_model
+from damo.models import model_provenance, resolve_model
 from damo.tracking import Tracker, open_tracker
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,16 @@ class EvaluatePaths:
     answers: Path | None = None  # score these answers instead of generating
 
 
-def _generate_and_score(config: DamoConfig, model_uri: str, out: Path) -> dict[str, Any]:
+def _generate_and_score(config: DamoConfig, model_uri: str,
+                        out: Path) -> tuple[dict[str, Any], dict[str, str]]:
     from damo.eval.generation import HFResponder, generate_answers  # torch/transformers only here
 
     ev = config.evaluate
     ctx = BenchContext(config, out, Path(ev.data_cache))
     # every benchmark's prompts first: a missing file fails now, not after hours of generation
     prompts = {name: benchmarks.get(name).load_items(ctx) for name in ev.benchmarks}
-    responder = HFResponder(resolve_model(model_uri), ev.max_new_tokens, config.seed, ev.precision)
+    model_dir = resolve_model(model_uri, hub=config.hub)
+    responder = HFResponder(model_dir, ev.max_new_tokens, config.seed, ev.precision)
     results: dict[str, Any] = {}
     for name, items in prompts.items():
         bench = benchmarks.get(name)
@@ -63,7 +65,7 @@ def _generate_and_score(config: DamoConfig, model_uri: str, out: Path) -> dict[s
                               "decoding": decoding.model_dump(), "answers": path.name}
     del responder
     gc.collect()
-    return results
+    return results, model_provenance(model_uri, model_dir)
 
 
 def _score_answers(config: DamoConfig, answers_file: Path, out: Path) -> dict[str, Any]:
@@ -89,14 +91,16 @@ def _score_answers(config: DamoConfig, answers_file: Path, out: Path) -> dict[st
     return results
 
 
-def _evaluate_one(config: DamoConfig, source: str | Path, out: Path, is_answers: bool) -> dict[str, Any]:
+def _evaluate_one(config: DamoConfig, source: str | Path, out: Path,
+                  is_answers: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """Metrics of one column, and what was evaluated (the model URI + its Hub commit, or the file)."""
     out.mkdir(parents=True, exist_ok=True)
     if is_answers:
-        results = _score_answers(config, Path(source), out)
+        results, provenance = _score_answers(config, Path(source), out), {"answers": str(source)}
     else:
-        results = _generate_and_score(config, str(source), out)
+        results, provenance = _generate_and_score(config, str(source), out)
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
-    return results
+    return results, provenance
 
 
 def run(config: DamoConfig, paths: EvaluatePaths) -> dict[str, Any]:
@@ -121,12 +125,14 @@ def run(config: DamoConfig, paths: EvaluatePaths) -> dict[str, Any]:
 def _run(config: DamoConfig, paths: EvaluatePaths, out: Path, tracker: Tracker) -> dict[str, Any]:
     sources: dict[str, str] = {}
     results: dict[str, dict[str, Any]] = {}
+    evaluated: dict[str, dict[str, str]] = {}
     if paths.baseline is not None:  # first column of the report: the reference of Δ
         is_file = Path(paths.baseline).is_file()
-        results["baseline"] = _evaluate_one(config, paths.baseline, out / "baseline", is_file)
+        results["baseline"], evaluated["baseline"] = _evaluate_one(config, paths.baseline, out / "baseline",
+                                                                   is_file)
         sources["baseline"] = paths.baseline
     model_source: str | Path = paths.answers if paths.answers is not None else str(paths.model)
-    results["model"] = _evaluate_one(config, model_source, out, paths.answers is not None)
+    results["model"], evaluated["model"] = _evaluate_one(config, model_source, out, paths.answers is not None)
     sources["model"] = str(model_source)
     report = write_report(out, results, sources)
     for column, metrics in results.items():
@@ -135,7 +141,7 @@ def _run(config: DamoConfig, paths: EvaluatePaths, out: Path, tracker: Tracker) 
     for artifact in (out / "metrics.json", report, *sorted((out / "plots").glob("*.png"))):
         tracker.log_artifact(artifact)
     summary: dict[str, Any] = {"out": str(out), "metrics": str(out / "metrics.json"), "report": str(report),
-                               "groups": list(results["model"])}
+                               "groups": list(results["model"]), "evaluated": evaluated}
     for column, metrics in results.items():
         key = "headline" if column == "model" else f"{column}_headline"
         summary[key] = {k: v for k, v in flatten(metrics).items() if k.split(".")[-1] in HEADLINE_METRICS}

@@ -18,7 +18,7 @@ import torch
 from damo import device
 from damo.config import DamoConfig, save_resolved
 from damo.data.dataset import PreferenceDataset, map_dataset
-from damo.models import load_model, load_processor, resolve_model
+from damo.models import load_model, load_processor, model_provenance, resolve_model
 from damo.tracking import open_tracker
 from damo.train.batch import collate_pairs
 from damo.train.logps import PairLogps
@@ -55,7 +55,8 @@ def run(config: DamoConfig, paths: ReferencePaths) -> dict[str, Any]:
     started = time.perf_counter()
     source = PreferenceDataset(paths.data)
     source.require(*NEEDED)
-    model_dir = resolve_model(paths.model)
+    model_dir = resolve_model(paths.model, hub=config.hub)
+    provenance = model_provenance(paths.model, model_dir)  # + the Hub commit for a Hub id
     dev = device.choose_device()
     model = load_model(model_dir, config.reference.precision).to(dev).eval()
     scorer = PairLogps(model, chunk_tokens=config.reference.logps_chunk_tokens)
@@ -64,14 +65,14 @@ def run(config: DamoConfig, paths: ReferencePaths) -> dict[str, Any]:
     writer = map_dataset(source, paths.out, fields, reference_logps_fn(scorer, processor, dev),
                          batch_size=config.reference.batch_size)
     writer.reports["reference"] = {
-        "model": str(paths.model), "precision": str(device.choose_dtype(config.reference.precision)),
+        **provenance, "precision": str(device.choose_dtype(config.reference.precision)),
         "source_checksum": source.manifest.checksum,
     }
     manifest = writer.close()
     save_resolved(config, paths.out)
     seconds = time.perf_counter() - started
     pairs_per_s = manifest.num_rows / max(seconds, 1e-9)
-    result: dict[str, Any] = {"rows": manifest.num_rows, "columns": list(COLUMNS), "model": str(paths.model),
+    result: dict[str, Any] = {"rows": manifest.num_rows, "columns": list(COLUMNS), **provenance,
                               "out": str(paths.out), "seconds": round(seconds, 3),
                               "pairs_per_s": round(pairs_per_s, 3)}
     tracker = open_tracker(config, "reference")

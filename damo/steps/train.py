@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from damo.config import DamoConfig, save_resolved
+from damo.models import model_provenance
 from damo.tracking import open_tracker
 from damo.train.loop import TrainingError, build_trainer, fit, trained_state_dict
 from damo.train.results import model_card, save_model_folder, write_metrics, write_result
@@ -118,12 +119,14 @@ def _write_outputs(config: DamoConfig, paths: TrainPaths, trainer: Any, info: di
                    started: float) -> dict[str, Any]:
     dataset = info["dataset"]
     final = history[-1] if history else {}
-    card = model_card(config, base_model=str(paths.model), data=str(paths.data),
+    base = model_provenance(paths.model, info["model_dir"])  # + the Hub commit for a Hub id
+    base_text = f"{paths.model}" + (f" (Hub commit {base['hub_commit']})" if "hub_commit" in base else "")
+    card = model_card(config, base_model=base_text, data=str(paths.data),
                       data_checksum=dataset.manifest.checksum, num_pairs=len(trainer.rows),
                       delta_mean=trainer.delta_mean, steps=trainer.schedule.total_steps, final=final)
     model_dir = save_model_folder(state, info["model_dir"], config, paths.out, card)
     seconds = time.perf_counter() - started
-    extra = {"arm": config.train.loss.arm, "steps": trainer.schedule.total_steps,
+    extra = {"arm": config.train.loss.arm, "steps": trainer.schedule.total_steps, "base_model": base,
              "resumed_from": resumed_from,
              "world_size": trainer.world, "running_gap": trainer.gap.state_dict()}
     write_metrics(paths.out, history, extra)

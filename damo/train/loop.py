@@ -148,7 +148,7 @@ def build_trainer(config: DamoConfig, data: Path, model: str) -> tuple[Trainer, 
     rows = TrainRows(dataset, need_reference=t.reference == "precomputed", need_delta=uses_data)
     delta_mean = resolve_delta_mean(t, dataset) if uses_data else None
     schedule = make_schedule(t, len(rows), world, config.seed)
-    model_dir = resolve_model(model)
+    model_dir = resolve_model(model, hub=config.hub)
     torch.manual_seed(config.seed)
     policy = load_policy(model_dir, t.precision, freeze_vision_tower=t.freeze_vision_tower, lora=t.lora,
                          gradient_checkpointing=t.gradient_checkpointing)
