@@ -12,6 +12,7 @@ Targets the Trainer API ``trainer.kubeflow.org/v1alpha1`` with ``runtimePatches`
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from damo.cluster.pod_security import CONTAINER_CONTEXT, POD_CONTEXT
 from damo.config import DamoConfig, save_resolved
 from damo.errors import DamoError
 
@@ -33,6 +35,7 @@ NODE = "node"  # the runtime's replicated job and container that run the trainer
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
 MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+HF_ENV = ("HF_TOKEN",)  # hub.token_secret: gated or private Hub models
 WORKSPACE_VOLUME, SHM_VOLUME = "workspace", "dshm"
 
 
@@ -76,12 +79,14 @@ def build_trainjob(config: DamoConfig, *, name: str, namespace: str, image: str,
     pod_spec = {
         "nodeSelector": dict(p.gpu_node_selector),
         "tolerations": [dict(x) for x in p.gpu_tolerations],
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        # restricted Pod Security (damo.cluster.pod_security): non-root, seccomp, no escalation, no caps
+        "securityContext": {**copy.deepcopy(POD_CONTEXT), "runAsUser": p.run_as_user,
+                            "runAsGroup": p.run_as_group},
         "volumes": [
             {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": t.workspace_pvc}},
             {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": p.shm_size}},
         ],
-        "containers": [{"name": NODE, "volumeMounts": [
+        "containers": [{"name": NODE, "securityContext": copy.deepcopy(CONTAINER_CONTEXT), "volumeMounts": [
             {"name": WORKSPACE_VOLUME, "mountPath": t.workspace_path},
             {"name": SHM_VOLUME, "mountPath": "/dev/shm"}]}],
     }
@@ -94,7 +99,8 @@ def build_trainjob(config: DamoConfig, *, name: str, namespace: str, image: str,
             "trainer": {
                 "image": image, "command": command, "numNodes": p.num_nodes, "numProcPerNode": gpus,
                 "resourcesPerNode": {"requests": dict(limits), "limits": limits},
-                "env": _secret_env(p.s3_secret, S3_ENV) + _secret_env(p.mlflow_secret, MLFLOW_ENV),
+                "env": _secret_env(p.s3_secret, S3_ENV) + _secret_env(p.mlflow_secret, MLFLOW_ENV) + (
+                    _secret_env(config.hub.token_secret, HF_ENV) if config.hub.token_secret else []),
             },
             "runtimePatches": [{"manager": PATCH_MANAGER, "trainingRuntimeSpec": {"template": {"spec": {
                 "replicatedJobs": [{"name": NODE, "template": {"spec": {"template": {"spec": pod_spec}}}}],
