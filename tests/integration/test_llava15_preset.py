@@ -156,7 +156,7 @@ def test_the_policy_loads_as_the_preset_asks(preset) -> None:
     folder = resolve_model(str(config.pipeline.base_model), hub=config.hub)
     policy = load_policy(folder, t.precision, freeze_vision_tower=t.freeze_vision_tower, lora=t.lora,
                          gradient_checkpointing=t.gradient_checkpointing)
-    assert policy.is_gradient_checkpointing and policy.dtype == torch.bfloat16
+    assert policy.is_activation_checkpointing and policy.dtype == torch.bfloat16
     tower = policy.model.vision_tower
     assert not any(p.requires_grad for p in tower.parameters())
     assert all(p.requires_grad for p in policy.model.language_model.parameters())
