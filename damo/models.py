@@ -78,7 +78,11 @@ def resolve_hub_model(text: str, hub: HubConfig) -> Path:
     if ref is None:
         raise ModelError(f"model {text!r} is not a folder, an s3:// URI, a models:/ URI or a Hub id "
                          "org/name[@revision]")
-    return find_hf_folder(hub_ids.download(ref, hub).path)
+    try:
+        snapshot = hub_ids.download(ref, hub)
+    except hub_ids.HubError as err:  # a mistyped relative path also lands here: say both
+        raise ModelError(f"model {text!r} is no local folder, and as a Hub id: {err}") from err
+    return find_hf_folder(snapshot.path)
 
 
 def model_provenance(uri: str | Path, folder: Path) -> dict[str, str]:

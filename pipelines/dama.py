@@ -102,7 +102,8 @@ def build_pipeline(config: DamoConfig) -> Any:
              model_name: str = defaults["model_name"], gate: dict = defaults["gate"],
              gpu_node_selector: dict = defaults["gpu_node_selector"],
              gpu_tolerations: list = defaults["gpu_tolerations"]) -> Outputs:
-        pool = {"node_selector": gpu_node_selector, "tolerations": gpu_tolerations, "hub": hub}
+        pool: dict[str, Any] = {"node_selector": gpu_node_selector, "tolerations": gpu_tolerations,
+                                "hub": hub}
         gpu_pool = {"gpu_node_selector": gpu_node_selector, "gpu_tolerations": gpu_tolerations}
         ing = _place(steps.ingest(config=config, source=source), "ingest", p)
         sc = _place(steps.score(config=config, dataset=ing.outputs["dataset"]), "score", p, **pool)

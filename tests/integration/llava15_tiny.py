@@ -10,10 +10,18 @@ image normalisation and the ``USER: <image>\\n… ASSISTANT:`` chat template (ll
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
-from tests.unit.train.tiny import WORDS
+import torch
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+)
+
+from tests.unit.train.tiny import save_llava, tiny_tokenizer
 
 IMAGE_SIZE, PATCH_SIZE = 336, 14
 IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2  # 576
@@ -32,39 +40,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def _tokenizer(seed: int):  # type: ignore[no-untyped-def]
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    rng = random.Random(seed)
-    corpus = [" ".join(rng.choices(WORDS, k=8)) for _ in range(400)] + ["USER: ASSISTANT:"] * 20
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=320, special_tokens=["<unk>", "<s>", "</s>", "<image>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-        extra_special_tokens={"image_token": "<image>"})
-
-
 def build_llava15_tiny(folder: Path, seed: int = 0) -> Path:
     """Save the model, processor and generation config into ``folder`` (what the hub repo holds)."""
-    import torch
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
-
     torch.manual_seed(seed)
-    tokenizer = _tokenizer(seed)
+    tokenizer = tiny_tokenizer(seed)
     vision = CLIPVisionConfig(image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, hidden_size=16,
                               intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
                               projection_dim=16, hidden_act="quick_gelu", layer_norm_eps=1e-5)
@@ -82,10 +61,4 @@ def build_llava15_tiny(folder: Path, seed: int = 0) -> Path:
                                 crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_center_crop=True,
                                 do_convert_rgb=True, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD,
                                 resample=3)
-    processor = LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=PATCH_SIZE,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
-                               chat_template=CHAT_TEMPLATE)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return save_llava(folder, model, images, tokenizer, PATCH_SIZE, CHAT_TEMPLATE)

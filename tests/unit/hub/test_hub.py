@@ -14,7 +14,7 @@ import torch
 
 from damo.config import HubConfig, ScoreConfig
 from damo.hardness.clip import ClipLoadError, load_clip
-from damo.hub import HubError, HubRef, parse_hub_id, snapshot_provenance
+from damo.hub import HubRef, parse_hub_id, snapshot_provenance
 from damo.models import ModelError, load_model, model_provenance, resolve_model
 from tests.unit.hardness.conftest import build_tiny_clip, make_clip_folder
 from tests.unit.hardness.test_clip import same_weights
@@ -67,9 +67,10 @@ def test_a_pinned_revision_resolves_to_its_commit(hub_cache, pin: str) -> None:
 
 def test_an_uncached_revision_fails_offline_naming_it(hub_cache) -> None:
     cache, _ = hub_cache
-    with pytest.raises(HubError, match=f"{REPO}@v2: offline: revision not found in {cache}"):
+    with pytest.raises(ModelError, match=f"no local folder, and as a Hub id: hub model {REPO}@v2: offline: "
+                                         f"revision not found in {cache}"):
         resolve_model(f"{REPO}@v2", hub=HubConfig(cache_dir=str(cache), offline=True))
-    with pytest.raises(HubError, match="other/model"):
+    with pytest.raises(ModelError, match="other/model"):
         resolve_model("other/model", hub=HubConfig(cache_dir=str(cache), offline=True))
 
 
