@@ -20,3 +20,4 @@ REFERENCE_COLUMNS = ("reference_chosen_logps", "reference_rejected_logps")
 # Kubernetes Secret keys = environment variable names (boto3 and MLflow conventions).
 S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
 MLFLOW_SECRET_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+HF_SECRET_KEYS = ("HF_TOKEN",)  # hub.token_secret: gated or private Hub models

@@ -1,10 +1,12 @@
 """Model URIs → local HF folders, and loading policies/processors from them.
 
-A model argument is a local folder, an ``s3://`` prefix (fetched with :mod:`damo.storage`) or an
+A model argument is a local folder, an ``s3://`` prefix (fetched with :mod:`damo.storage`), an
 MLflow registry URI, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``, fetched from the configured
-tracking URI through :func:`damo.registry.pull` — the very download ``damo pull`` makes, every file
-checked against the sha256 recorded at registration. Whatever the layout of a registered model's
-artifacts, the HF folder is the one directory in it that holds ``config.json``.
+tracking URI through :func:`damo.registry.fetch_verified` — the very check ``damo pull`` makes, every
+file against the manifest whose sha256 was recorded at registration — or a Hugging Face Hub id
+``org/name[@revision]`` (through the hub client's cache, :mod:`damo.hub`; an existing local folder of
+the same relative name wins). Whatever the layout of a registered model's artifacts, the HF folder is
+the one directory in it that holds ``config.json``.
 
 Any transformers image-text-to-text model that loads with ``AutoModelForImageTextToText`` and
 ``AutoProcessor`` is accepted; LLaVA-1.5 (llava-hf format) is the first target.
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from damo import device
-from damo.config import DamoConfig, LoraConfig
+from damo.config import DamoConfig, HubConfig, LoraConfig
 from damo.errors import DamoError
 
 log = logging.getLogger(__name__)
@@ -42,12 +44,16 @@ def find_hf_folder(root: Path) -> Path:
     return found[0]
 
 
-def resolve_model(uri: str | Path, config: DamoConfig, cache_dir: str | Path | None = None) -> Path:
-    """A local HF folder for ``uri`` (a folder, ``s3://`` prefix or ``models:/NAME@ALIAS|/VERSION``).
+def resolve_model(uri: str | Path, config: DamoConfig | None = None,
+                  cache_dir: str | Path | None = None) -> Path:
+    """A local HF folder for ``uri`` (a folder, ``s3://`` prefix, ``models:/NAME@ALIAS|/VERSION`` or a
+    Hub id ``org/name[@revision]``).
 
-    Remote models are downloaded into ``cache_dir`` (a new temporary folder when None); a registered
-    one from ``config``'s tracking URI, verified as ``damo pull`` verifies it.
+    s3:// and models:/ models are downloaded into ``cache_dir`` (a new temporary folder when None), a
+    registered one from ``config``'s tracking URI, verified as ``damo pull`` verifies it; Hub ids into
+    the hub cache of ``config.hub``. ``config`` None: the defaults (and the environment's URIs).
     """
+    config = config if config is not None else DamoConfig()
     text = str(uri)
     if text.startswith(MODELS_PREFIX) or text.startswith("s3://"):
         dest = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="damo-model-"))
@@ -67,8 +73,31 @@ def resolve_model(uri: str | Path, config: DamoConfig, cache_dir: str | Path | N
         return find_hf_folder(local)
     path = Path(text)
     if not path.is_dir():
-        raise ModelError(f"model {text!r} is not a folder, an s3:// URI or a models:/ URI")
+        return resolve_hub_model(text, config.hub)
     return find_hf_folder(path)
+
+
+def resolve_hub_model(text: str, hub: HubConfig) -> Path:
+    """The hub-cache snapshot folder of the Hub id ``text`` (``org/name[@revision]``)."""
+    from damo import hub as hub_ids
+
+    ref = hub_ids.parse_hub_id(text)
+    if ref is None:
+        raise ModelError(f"model {text!r} is not a folder, an s3:// URI, a models:/ URI or a Hub id "
+                         "org/name[@revision]")
+    try:
+        snapshot = hub_ids.download(ref, hub)
+    except hub_ids.HubError as err:  # a mistyped relative path also lands here: say both
+        raise ModelError(f"model {text!r} is no local folder, and as a Hub id: {err}") from err
+    return find_hf_folder(snapshot.path)
+
+
+def model_provenance(uri: str | Path, folder: Path) -> dict[str, str]:
+    """What a step records about the model it read: the URI as given and, for a Hub snapshot, the repo
+    and the exact commit it resolved to."""
+    from damo.hub import snapshot_provenance
+
+    return {"model": str(uri), **snapshot_provenance(folder)}
 
 
 def load_processor(path: Path) -> Any:

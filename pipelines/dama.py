@@ -5,6 +5,15 @@ model name, promotion gate, GPU node selector and tolerations) default to the co
 full config travels as one line of JSON text (``config``), so a person can edit any other field.
 Cluster settings (resources, secrets, caching, retries, /dev/shm, and ``num_nodes`` > 1 for a
 multi-node TrainJob) come from ``config.pipeline`` at compile time;
+Hub settings (``hub.token_secret`` as ``HF_TOKEN``, ``hub.endpoint``/``hub.offline`` as ``HF_ENDPOINT``/
+``HF_HUB_OFFLINE``) go to the tasks that read models.
+
+Pod security: every task runs as ``pipeline.run_as_user``/``run_as_group`` with ``runAsNonRoot``
+(``kubernetes.set_security_context``, the only container security fields the KFP platform spec of
+kfp-kubernetes 2.17 can express). The rest of the restricted standard — ``allowPrivilegeEscalation:
+false``, ``capabilities.drop: [ALL]``, seccomp ``RuntimeDefault`` — the KFP backend's compiler and driver
+set on every executor container themselves (kubeflow/pipelines#12782, #12832); the namespace
+(``manifests/base/namespace.yaml``) enforces ``restricted``, so a backend that did not would be refused.
 kfp.local ignores them, so the local run executes exactly this graph.
 """
 
@@ -14,11 +23,31 @@ from typing import Any, NamedTuple
 from kfp import compiler, dsl, kubernetes
 
 from components import steps
-from damo.config import DamoConfig, PipelineConfig
-from damo.contract import MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
+from damo.config import DamoConfig, HubConfig, PipelineConfig
+from damo.contract import HF_SECRET_KEYS, MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
 from damo.steps.pipeline_io import config_text, run_parameter_defaults
 
 SHM_VOLUME = "dshm"
+MODEL_STEPS = ("score", "reference", "train", "evaluate")  # the tasks that read a model or a CLIP
+(HF_TOKEN_KEY,) = HF_SECRET_KEYS
+
+
+def _secure(task: dsl.PipelineTask, p: PipelineConfig) -> None:
+    """Non-root identity for the task's container (restricted Pod Security; see the module doc)."""
+    kubernetes.set_security_context(task, run_as_user=p.run_as_user, run_as_group=p.run_as_group,
+                                    run_as_non_root=True)
+
+
+def _hub_access(task: dsl.PipelineTask, step: str, hub: HubConfig) -> None:
+    """The Hub token (from its Secret), endpoint and offline mode for the tasks that read models."""
+    if step not in MODEL_STEPS:
+        return
+    if hub.token_secret is not None:
+        kubernetes.use_secret_as_env(task, hub.token_secret, {HF_TOKEN_KEY: HF_TOKEN_KEY})
+    if hub.endpoint is not None:
+        task.set_env_variable("HF_ENDPOINT", hub.endpoint)
+    if hub.offline:
+        task.set_env_variable("HF_HUB_OFFLINE", "1")
 
 
 class Outputs(NamedTuple):
@@ -29,10 +58,13 @@ class Outputs(NamedTuple):
 
 
 def _place(task: dsl.PipelineTask, step: str, p: PipelineConfig, *, gpus: Any = None,
-           node_selector: Any = None, tolerations: Any = None) -> dsl.PipelineTask:
-    """Resources, secrets, caching and retries of one task; GPU tasks go to the GPU node pool."""
+           node_selector: Any = None, tolerations: Any = None,
+           hub: HubConfig | None = None) -> dsl.PipelineTask:
+    """Resources, secrets, caching, retries and pod security of one task; GPU tasks go to the GPU pool."""
     res = p.resources[step]
     task.set_display_name(step)
+    _secure(task, p)
+    _hub_access(task, step, hub or HubConfig())
     task.set_cpu_request(res.cpu).set_memory_request(res.memory).set_memory_limit(res.memory)
     task.set_caching_options(step in p.cache_steps)
     if p.retries:
@@ -55,6 +87,7 @@ def build_pipeline(config: DamoConfig) -> Any:
     """The pipeline function, its parameters defaulting to ``config``'s values."""
     p = config.pipeline
     ui = run_parameter_defaults(config)
+    hub = config.hub
     defaults: dict[str, Any] = {
         "config": config_text(config), "source": p.source or "", "base_model": p.base_model or "", **ui}
 
@@ -67,7 +100,8 @@ def build_pipeline(config: DamoConfig) -> Any:
              model_name: str = defaults["model_name"], gate: dict = defaults["gate"],
              gpu_node_selector: dict = defaults["gpu_node_selector"],
              gpu_tolerations: list = defaults["gpu_tolerations"]) -> Outputs:
-        pool = {"node_selector": gpu_node_selector, "tolerations": gpu_tolerations}
+        pool: dict[str, Any] = {"node_selector": gpu_node_selector, "tolerations": gpu_tolerations,
+                                "hub": hub}
         gpu_pool = {"gpu_node_selector": gpu_node_selector, "gpu_tolerations": gpu_tolerations}
         ing = _place(steps.ingest(config=config, source=source), "ingest", p)
         sc = _place(steps.score(config=config, dataset=ing.outputs["dataset"]), "score", p, **pool)
@@ -79,7 +113,7 @@ def build_pipeline(config: DamoConfig) -> Any:
         data = ref.outputs["referenced"]
         if p.num_nodes > 1:  # a compile-time layout choice: kfp.local runs no dsl.OneOf
             tr = _place(steps.train_multinode(config=run_config, dataset=data, base_model=base_model),
-                        "train", p)
+                        "train", p, hub=hub)
             kubernetes.mount_pvc(tr, pvc_name=p.trainjob.workspace_pvc, mount_path=p.trainjob.workspace_path)
         else:
             tr = _place(steps.train(config=run_config, dataset=data, base_model=base_model), "train", p,

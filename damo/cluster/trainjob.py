@@ -12,6 +12,7 @@ Targets the Trainer API ``trainer.kubeflow.org/v1alpha1`` with ``runtimePatches`
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import shutil
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from damo.cluster.pod_security import CONTAINER_CONTEXT, POD_CONTEXT
 from damo.config import DamoConfig, save_resolved
-from damo.contract import MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
+from damo.contract import HF_SECRET_KEYS, MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
 from damo.errors import DamoError
 from damo.skeleton import RESULT_FILE
 from damo.train.results import TrainResult
@@ -49,7 +51,10 @@ class TrainJobPaths:
     image: str  # the image every node runs (the pipeline's own, pinned by digest)
 
 
-def _secret_env(secret: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+def _secret_env(secret: str | None, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The keys of ``secret`` as environment variables (none when no Secret is configured)."""
+    if secret is None:
+        return []
     return [{"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": k}}} for k in keys]
 
 
@@ -77,12 +82,14 @@ def build_trainjob(config: DamoConfig, *, name: str, namespace: str, image: str,
     pod_spec = {
         "nodeSelector": dict(p.gpu_node_selector),
         "tolerations": [dict(x) for x in p.gpu_tolerations],
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        # restricted Pod Security (damo.cluster.pod_security): non-root, seccomp, no escalation, no caps
+        "securityContext": {**copy.deepcopy(POD_CONTEXT), "runAsUser": p.run_as_user,
+                            "runAsGroup": p.run_as_group},
         "volumes": [
             {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": t.workspace_pvc}},
             {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": p.shm_size}},
         ],
-        "containers": [{"name": NODE, "volumeMounts": [
+        "containers": [{"name": NODE, "securityContext": copy.deepcopy(CONTAINER_CONTEXT), "volumeMounts": [
             {"name": WORKSPACE_VOLUME, "mountPath": t.workspace_path},
             {"name": SHM_VOLUME, "mountPath": "/dev/shm"}]}],
     }
@@ -96,7 +103,8 @@ def build_trainjob(config: DamoConfig, *, name: str, namespace: str, image: str,
                 "image": image, "command": command, "numNodes": p.num_nodes, "numProcPerNode": gpus,
                 "resourcesPerNode": {"requests": dict(limits), "limits": limits},
                 "env": (_secret_env(p.s3_secret, S3_SECRET_KEYS)
-                        + _secret_env(p.mlflow_secret, MLFLOW_SECRET_KEYS)),
+                        + _secret_env(p.mlflow_secret, MLFLOW_SECRET_KEYS)
+                        + _secret_env(config.hub.token_secret, HF_SECRET_KEYS)),
             },
             "runtimePatches": [{"manager": PATCH_MANAGER, "trainingRuntimeSpec": {"template": {"spec": {
                 "replicatedJobs": [{"name": NODE, "template": {"spec": {"template": {"spec": pod_spec}}}}],

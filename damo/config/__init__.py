@@ -26,12 +26,12 @@ from damo.config.base import ConfigError, Section
 from damo.config.data import IngestConfig, ReferenceConfig, ScoreConfig, TinyWorldConfig
 from damo.config.evaluate import DecodingConfig, EvaluateConfig, JudgeConfig
 from damo.config.pipeline import PipelineConfig, StepResources, TrainJobConfig
-from damo.config.services import RegisterConfig, StackConfig, TrackingConfig
+from damo.config.services import HubConfig, RegisterConfig, StackConfig, TrackingConfig
 from damo.config.train import LoraConfig, LossConfig, TrainConfig
 from damo.config.yaml_text import parse_yaml, read_config_file
 
-__all__ = ["ConfigError", "DamoConfig", "DecodingConfig", "EvaluateConfig", "IngestConfig", "JudgeConfig",
-           "LoraConfig", "LossConfig", "PipelineConfig", "ReferenceConfig", "RegisterConfig", "ScoreConfig",
+__all__ = ["ConfigError", "DamoConfig", "DecodingConfig", "EvaluateConfig", "HubConfig", "IngestConfig",
+           "JudgeConfig", "LoraConfig", "LossConfig", "PipelineConfig", "ReferenceConfig", "RegisterConfig", "ScoreConfig",
            "Section", "StackConfig", "StepResources", "TinyWorldConfig", "TrackingConfig", "TrainConfig",
            "TrainJobConfig", "load_config", "parse_yaml", "preset_names", "save_resolved", "to_yaml"]
 
@@ -46,6 +46,7 @@ class DamoConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     stack: StackConfig = Field(default_factory=StackConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)

@@ -70,6 +70,10 @@ class PipelineConfig(Section):
     trainjob: TrainJobConfig = Field(default_factory=TrainJobConfig)
     kfp_experiment: str = "damo"
     service_account: str = "damo-pipeline"
+    # The non-root user and group every task's container runs as (the damo image's `damo` user). With
+    # runAsNonRoot they make the task pods meet the restricted Pod Security Standard.
+    run_as_user: int = Field(10001, ge=1)
+    run_as_group: int = Field(10001, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -59,3 +59,17 @@ class StackConfig(Section):
     auth_cache_ttl_s: int = Field(60, ge=0)
     start_timeout_s: float = Field(120.0, gt=0)
     stop_timeout_s: float = Field(30.0, gt=0)
+
+
+# --------------------------------------------------------------------------- hub
+class HubConfig(Section):
+    """Hugging Face Hub ids (``org/name[@revision]``) wherever a model or CLIP is named (damo.hub)."""
+
+    # The hub cache; None → huggingface_hub's default (HF_HUB_CACHE, else HF_HOME/hub). A cluster
+    # mounts a shared volume and points this at it.
+    cache_dir: str | None = None
+    endpoint: str | None = None  # a mirror's URL; None → HF_ENDPOINT, else huggingface.co
+    offline: bool = False  # read the cache only (HF_HUB_OFFLINE=1 does the same)
+    # Kubernetes Secret whose key HF_TOKEN is mounted as that variable on the tasks that read models
+    # (gated or private repos); None → no token (public repos, or HF_TOKEN set otherwise).
+    token_secret: str | None = None

@@ -22,7 +22,7 @@ from damo.config import ConfigError, DamoConfig
 from damo.eval import benchmarks
 from damo.eval.items import BenchContext, BenchmarkDataError, coverage, read_records
 from damo.eval.report import flatten, write_report
-from damo.models import resolve_model
+from damo.models import model_provenance, resolve_model
 from damo.skeleton import StepResult, run_step
 from damo.tracking import Tracker
 
@@ -39,14 +39,16 @@ class EvaluatePaths:
     answers: Path | None = None  # score these answers instead of generating
 
 
-def _generate_and_score(config: DamoConfig, model_uri: str, out: Path) -> dict[str, Any]:
+def _generate_and_score(config: DamoConfig, model_uri: str,
+                        out: Path) -> tuple[dict[str, Any], dict[str, str]]:
     from damo.eval.generation import HFResponder, generate_answers  # torch/transformers only here
 
     ev = config.evaluate
     ctx = BenchContext(config, out, Path(ev.data_cache))
     # every benchmark's prompts first: a missing file fails now, not after hours of generation
     prompts = {name: benchmarks.get(name).load_items(ctx) for name in ev.benchmarks}
-    responder = HFResponder(resolve_model(model_uri, config), ev.max_new_tokens, config.seed, ev.precision)
+    model_dir = resolve_model(model_uri, config)
+    responder = HFResponder(model_dir, ev.max_new_tokens, config.seed, ev.precision)
     results: dict[str, Any] = {}
     for name, items in prompts.items():
         bench = benchmarks.get(name)
@@ -65,7 +67,7 @@ def _generate_and_score(config: DamoConfig, model_uri: str, out: Path) -> dict[s
                               "decoding": decoding.model_dump(), "answers": path.name}
     del responder
     gc.collect()
-    return results
+    return results, model_provenance(model_uri, model_dir)
 
 
 def _score_answers(config: DamoConfig, answers_file: Path, out: Path) -> dict[str, Any]:
@@ -93,14 +95,16 @@ def _score_answers(config: DamoConfig, answers_file: Path, out: Path) -> dict[st
     return results
 
 
-def _evaluate_one(config: DamoConfig, source: str | Path, out: Path, is_answers: bool) -> dict[str, Any]:
+def _evaluate_one(config: DamoConfig, source: str | Path, out: Path,
+                  is_answers: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """Metrics of one column, and what was evaluated (the model URI + its Hub commit, or the file)."""
     out.mkdir(parents=True, exist_ok=True)
     if is_answers:
-        results = _score_answers(config, Path(source), out)
+        results, provenance = _score_answers(config, Path(source), out), {"answers": str(source)}
     else:
-        results = _generate_and_score(config, str(source), out)
+        results, provenance = _generate_and_score(config, str(source), out)
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
-    return results
+    return results, provenance
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,12 +135,14 @@ def run(config: DamoConfig, paths: EvaluatePaths) -> EvaluateResult:
 def _run(config: DamoConfig, paths: EvaluatePaths, out: Path, tracker: Tracker) -> EvaluateResult:
     sources: dict[str, str] = {}
     results: dict[str, dict[str, Any]] = {}
+    evaluated: dict[str, dict[str, str]] = {}
     if paths.baseline is not None:  # first column of the report: the reference of Δ
         is_file = Path(paths.baseline).is_file()
-        results["baseline"] = _evaluate_one(config, paths.baseline, out / "baseline", is_file)
+        results["baseline"], evaluated["baseline"] = _evaluate_one(config, paths.baseline, out / "baseline",
+                                                                   is_file)
         sources["baseline"] = paths.baseline
     model_source: str | Path = paths.answers if paths.answers is not None else str(paths.model)
-    results["model"] = _evaluate_one(config, model_source, out, paths.answers is not None)
+    results["model"], evaluated["model"] = _evaluate_one(config, model_source, out, paths.answers is not None)
     sources["model"] = str(model_source)
     report = write_report(out, results, sources)
     for column, metrics in results.items():
@@ -146,7 +152,8 @@ def _run(config: DamoConfig, paths: EvaluatePaths, out: Path, tracker: Tracker) 
         tracker.log_artifact(artifact)
     headlines = {column: {k: v for k, v in flatten(metrics).items() if k.split(".")[-1] in HEADLINE_METRICS}
                  for column, metrics in results.items()}
-    stats: dict[str, Any] = {"metrics": str(out / "metrics.json"), "groups": list(results["model"])}
+    stats: dict[str, Any] = {"metrics": str(out / "metrics.json"), "groups": list(results["model"]),
+                             "evaluated": evaluated}
     stats |= {f"{column}_headline": h for column, h in headlines.items() if column != "model"}
     return EvaluateResult(step="evaluate", out=str(out), report=str(report), headline=headlines["model"],
                           stats=stats)

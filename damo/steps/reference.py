@@ -19,7 +19,7 @@ from damo import device
 from damo.config import DamoConfig
 from damo.contract import PAIR_COLUMNS, REFERENCE_COLUMNS
 from damo.data.dataset import Manifest, PreferenceDataset, map_dataset
-from damo.models import load_model, load_processor, resolve_model
+from damo.models import load_model, load_processor, model_provenance, resolve_model
 from damo.skeleton import StepResult, run_step
 from damo.tracking import Tracker
 from damo.train.batch import collate_pairs
@@ -61,7 +61,7 @@ def run(config: DamoConfig, paths: ReferencePaths) -> ReferenceResult:
 
     def work(tracker: Tracker) -> ReferenceResult:
         started = time.perf_counter()
-        manifest = _add_columns(config, paths)
+        manifest, provenance = _add_columns(config, paths)
         seconds = time.perf_counter() - started
         pairs_per_s = manifest.num_rows / max(seconds, 1e-9)
         tracker.log_metrics({"reference.seconds": seconds, "reference.pairs_per_s": pairs_per_s})
@@ -69,15 +69,17 @@ def run(config: DamoConfig, paths: ReferencePaths) -> ReferenceResult:
         return ReferenceResult(step="reference", out=str(paths.out), rows=manifest.num_rows,
                                model=str(paths.model),
                                stats={"columns": list(COLUMNS), "seconds": round(seconds, 3),
+                                      **{k: v for k, v in provenance.items() if k != "model"},
                                       "pairs_per_s": round(pairs_per_s, 3)})
 
     return run_step(config, "reference", Path(paths.out), work, params={"reference.model": str(paths.model)})
 
 
-def _add_columns(config: DamoConfig, paths: ReferencePaths) -> Manifest:
+def _add_columns(config: DamoConfig, paths: ReferencePaths) -> tuple[Manifest, dict[str, str]]:
     source = PreferenceDataset(paths.data)
     source.require(*PAIR_COLUMNS)
     model_dir = resolve_model(paths.model, config)
+    provenance = model_provenance(paths.model, model_dir)  # + the Hub commit for a Hub id
     dev = device.choose_device()
     model = load_model(model_dir, config.reference.precision).to(dev).eval()
     scorer = PairLogps(model, chunk_tokens=config.reference.logps_chunk_tokens)
@@ -86,7 +88,7 @@ def _add_columns(config: DamoConfig, paths: ReferencePaths) -> Manifest:
     writer = map_dataset(source, paths.out, fields, reference_logps_fn(scorer, processor, dev),
                          batch_size=config.reference.batch_size)
     writer.reports["reference"] = {
-        "model": str(paths.model), "precision": str(device.choose_dtype(config.reference.precision)),
+        **provenance, "precision": str(device.choose_dtype(config.reference.precision)),
         "source_checksum": source.manifest.checksum,
     }
-    return writer.close()
+    return writer.close(), provenance

@@ -46,7 +46,7 @@ def _score(config: DamoConfig, paths: ScorePaths) -> tuple[Scorer, dict[str, Any
     cfg = config.score
     src = PreferenceDataset(paths.data)
     src.require(*BASE_COLUMNS)
-    clip = load_clip(cfg)
+    clip = load_clip(cfg, config.hub)
     splitter = make_splitter(cfg.splitter, clip.tokenizer)
     shards = [s["path"] for s in src.manifest.shards]
     inputs = ScoreInputs(src.folder, shards, cfg.batch_size, clip.preprocess, clip.tokenizer, splitter)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from damo.config import DamoConfig
+from damo.models import model_provenance
 from damo.skeleton import run_step
 from damo.tracking import Tracker
 from damo.train.engine import init_distributed, plan
@@ -59,11 +60,13 @@ def train_here(config: DamoConfig, paths: TrainPaths) -> TrainResult:
 def _write_outputs(config: DamoConfig, paths: TrainPaths, trainer: Trainer, history: list[dict[str, float]],
                    resumed_from: int, state: dict[str, Any], started: float) -> TrainResult:
     final = history[-1] if history else {}
-    card = model_card(config, base_model=str(paths.model), data=str(paths.data),
+    base = model_provenance(paths.model, trainer.model_dir)  # + the Hub commit for a Hub id
+    base_text = f"{paths.model}" + (f" (Hub commit {base['hub_commit']})" if "hub_commit" in base else "")
+    card = model_card(config, base_model=base_text, data=str(paths.data),
                       data_checksum=trainer.data_checksum, num_pairs=len(trainer.rows),
                       delta_mean=trainer.delta_mean, steps=trainer.schedule.total_steps, final=final)
     model_dir = save_model_folder(state, trainer.model_dir, config, paths.out, card)
-    extra = {"arm": config.train.loss.arm, "steps": trainer.schedule.total_steps,
+    extra = {"arm": config.train.loss.arm, "steps": trainer.schedule.total_steps, "base_model": base,
              "resumed_from": resumed_from, "world_size": trainer.world,
              "running_gap": trainer.loss.state_dict(), "layout": plan(config.train, trainer.world).params()}
     write_metrics(paths.out, history, extra)

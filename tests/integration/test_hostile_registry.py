@@ -49,7 +49,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 def test_rewriting_a_weight_and_the_manifest_together_is_caught_by_the_registry_hash(
         stack_environ: StackEnv, stack_config: DamoConfig, tmp_path: Path) -> None:
     result = _registered(stack_config, "rewritten", tmp_path / "m")
-    intact = models.resolve_model("models:/rewritten@candidate", tmp_path / "cache0")  # the steps' path
+    intact = models.resolve_model("models:/rewritten@candidate", stack_config, tmp_path / "cache0")  # steps
     assert (intact / "model.safetensors").read_bytes() == b"\x01" * 4096
     forged = b"\x66" * 4096
     manifest = {"files": {"config.json": {"size": (tmp_path / "m/config.json").stat().st_size,
@@ -63,7 +63,7 @@ def test_rewriting_a_weight_and_the_manifest_together_is_caught_by_the_registry_
         pull_step(stack_config, PullPaths(model_uri="models:/rewritten@candidate", out=tmp_path / "out"))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial*"))
     with pytest.raises(registry.RegistryError, match="differs from the manifest recorded in MLflow"):
-        models.resolve_model("models:/rewritten@candidate", tmp_path / "cache")  # the steps' path
+        models.resolve_model("models:/rewritten@candidate", stack_config, tmp_path / "cache")  # steps
 
 
 def test_an_unlisted_file_in_the_store_is_refused_and_named(

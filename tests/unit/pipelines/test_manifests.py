@@ -107,7 +107,7 @@ def test_pipeline_may_create_and_watch_trainjobs_and_no_more(built: Built) -> No
 def test_secret_templates_hold_only_placeholders(built: Built) -> None:
     secrets = [d for d in built["secrets"] if d["kind"] == "Secret"]
     assert {s["metadata"]["name"] for s in secrets} >= {"damo-s3-credentials", "damo-mlflow-credentials"}
-    sensitive = ("SECRET", "PASSWORD", "KEY", "STORE_URI")
+    sensitive = ("SECRET", "PASSWORD", "KEY", "STORE_URI", "TOKEN")
     for secret in secrets:
         assert "data" not in secret, "templates use readable stringData"
         for key, value in secret["stringData"].items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,22 +32,12 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
-    """Save a ~60k-parameter LlavaForConditionalGeneration + LlavaProcessor into ``folder``."""
-    import torch
+def tiny_tokenizer(seed: int = 0) -> Any:
+    """A byte-level BPE tokenizer of 320 tokens over ``WORDS``, with LLaVA's special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import PreTrainedTokenizerFast
 
     rng = random.Random(seed)
-    torch.manual_seed(seed)
     corpus = [" ".join(rng.choices(WORDS, k=8)) for _ in range(400)] + ["USER: ASSISTANT:"] * 20
     specials = ["<unk>", "<pad>", "<s>", "</s>", "<image>"]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -56,9 +47,38 @@ def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
         vocab_size=320, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
-    tokenizer = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
         extra_special_tokens={"image_token": "<image>"})
+
+
+def save_llava(folder: Path, model: Any, image_processor: Any, tokenizer: Any, patch_size: int,
+               chat_template: str) -> Path:
+    """``model`` and its LlavaProcessor (CLS dropped: ``vision_feature_select_strategy="default"``)."""
+    from transformers import LlavaProcessor
+
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=chat_template)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
+    """Save a ~60k-parameter LlavaForConditionalGeneration + LlavaProcessor into ``folder``."""
+    import torch
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
+
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer(seed)
     vcfg = CLIPVisionConfig(image_size=IMG, patch_size=PATCH, hidden_size=16, intermediate_size=32,
                             num_hidden_layers=2, num_attention_heads=2, projection_dim=16)
     tcfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -71,13 +91,7 @@ def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
                       vision_feature_layer=-2)
     model = LlavaForConditionalGeneration(cfg)
     imgproc = CLIPImageProcessor(size={"shortest_edge": IMG}, crop_size={"height": IMG, "width": IMG})
-    processor = LlavaProcessor(image_processor=imgproc, tokenizer=tokenizer, patch_size=PATCH,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
-                               chat_template=CHAT_TEMPLATE)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return save_llava(folder, model, imgproc, tokenizer, PATCH, CHAT_TEMPLATE)
 
 
 def _png(colour: int, rng: random.Random) -> bytes:
