@@ -31,7 +31,8 @@ from damo.config.train import LoraConfig, LossConfig, TrainConfig
 from damo.config.yaml_text import parse_yaml, read_config_file
 
 __all__ = ["ConfigError", "DamoConfig", "DecodingConfig", "EvaluateConfig", "HubConfig", "IngestConfig",
-           "JudgeConfig", "LoraConfig", "LossConfig", "PipelineConfig", "ReferenceConfig", "RegisterConfig", "ScoreConfig",
+           "JudgeConfig", "LoraConfig", "LossConfig", "PipelineConfig", "ReferenceConfig", "RegisterConfig",
+           "ScoreConfig",
            "Section", "StackConfig", "StepResources", "TinyWorldConfig", "TrackingConfig", "TrainConfig",
            "TrainJobConfig", "load_config", "parse_yaml", "preset_names", "save_resolved", "to_yaml"]
 
