@@ -375,6 +375,10 @@ class PipelineConfig(Section):
     trainjob: TrainJobConfig = Field(default_factory=TrainJobConfig)
     kfp_experiment: str = "damo"
     service_account: str = "damo-pipeline"
+    # The image every component and TrainJob node runs, pinned by digest (name@sha256:…); None → the
+    # one `damo image build` recorded in image_record (damo.container.reference).
+    image: str | None = None
+    image_record: str = ".damo/image.json"
 
     @model_validator(mode="before")
     @classmethod
