@@ -83,6 +83,7 @@ def test_no_image_is_named_in_the_source() -> None:
 def test_the_image_user_can_write_its_home_and_caches_under_any_uid_of_group_0() -> None:
     final = " ".join(INSTRUCTIONS)
     assert "USER 10001:0" in INSTRUCTIONS and "--gid 0" in final
-    assert re.search(r"chown -R 10001:0 [^&]*/home/damo", final) and re.search(r"chmod -R g=u [^&]*/home/damo", final)
+    assert re.search(r"chown -R 10001:0 [^&]*/home/damo", final)
+    assert re.search(r"chmod -R g=u [^&]*/home/damo", final)
     for cache in ("HF_HOME=/home/damo/", "TORCH_EXTENSIONS_DIR=/home/damo/"):
         assert cache in final

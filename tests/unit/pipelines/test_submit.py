@@ -142,7 +142,8 @@ def test_compile_names_the_image_that_damo_image_build_recorded(
     built = "127.0.0.1:5000/damo@sha256:" + "ab" * 32
     record(tmp_path / "image.json", built)
     out = tmp_path / "p.yaml"
-    args = ["compile", "--config", "tiny", "--out", str(out), "--set", f"pipeline.image_record={tmp_path}/image.json"]
+    args = ["compile", "--config", "tiny", "--out", str(out),
+            "--set", f"pipeline.image_record={tmp_path}/image.json"]
     assert main(args) == 0
     assert json_line(capsys.readouterr().out)["image"] == built and built in out.read_text()
 
