@@ -31,6 +31,7 @@ SOURCES = ("Dockerfile", "pyproject.toml", "README.md", "damo", "components", "p
 CA_FILE = "build-ca.crt"  # the Dockerfile copies it; empty when no --ca-bundle is given
 LOCAL_REPOSITORY = "damo-local/damo"
 TAG_HEX = 16  # hex digits of the context hash in the local tag
+TAIL_LINES = 5  # of a failed command's output, kept for its error
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".mypy_cache", ".ruff_cache")
 
 
@@ -73,18 +74,30 @@ def context_hash(context: Path, build_args: dict[str, str]) -> str:
 
 
 def docker(*args: str, capture: bool = True) -> str:
-    """Run the docker CLI; its progress goes to stderr (stdout is the verb's JSON line)."""
+    """Run the docker CLI and return its stdout; with ``capture=False`` its progress is copied to
+    stderr line by line instead (stdout is the verb's JSON line)."""
     if shutil.which("docker") is None:
         raise ImageBuildError("the docker CLI is not on PATH (install Docker; README: Containers)")
     env = {**os.environ, "DOCKER_BUILDKIT": os.environ.get("DOCKER_BUILDKIT", "0")}
-    done = subprocess.run(["docker", *args], env=env, text=True, check=False,
-                          stdout=subprocess.PIPE if capture else sys.stderr,
-                          stderr=subprocess.PIPE if capture else sys.stderr)
-    if done.returncode:
-        detail = (done.stderr or "").strip().splitlines()[-1:] if capture else ["see the output above"]
+    with subprocess.Popen(["docker", *args], env=env, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE if capture else subprocess.STDOUT) as proc:
+        out, err = proc.communicate() if capture else (_copy_to_stderr(proc), "")
+    if proc.returncode:
+        detail = err.strip().splitlines()[-1:] if capture else out.strip().splitlines()[-1:]
         command = " ".join(args[:2])
-        raise ImageBuildError(f"`docker {command}` failed (exit {done.returncode}): {' '.join(detail)}")
-    return done.stdout.strip() if capture else ""
+        raise ImageBuildError(f"`docker {command}` failed (exit {proc.returncode}): {' '.join(detail)}")
+    return out.strip() if capture else ""
+
+
+def _copy_to_stderr(proc: subprocess.Popen[str]) -> str:
+    """Stream the process's output to stderr; return its last lines (for the error message)."""
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
+        sys.stderr.write(line)
+        tail = [*tail[-(TAIL_LINES - 1):], line]
+    proc.wait()
+    return "".join(tail)
 
 
 def image_exists(reference: str) -> bool:
