@@ -88,12 +88,11 @@ def container_user(image_user: str, host_uid: int | None = None) -> str:
 
 
 def prepare_root(root: Path) -> None:
-    """Create the pipeline root writable by the containers' group (0); new folders stay so (umask)."""
+    """Create the pipeline root; a root host makes it writable by the containers' group (0).
+    Everything below it is created by the containers themselves (the host writes only its cache)."""
     root.mkdir(parents=True, exist_ok=True)
     if os.getuid() == 0:
-        for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-            folder.chmod(folder.stat().st_mode | stat.S_IRWXG)
-        os.umask(0o002)
+        root.chmod(root.stat().st_mode | stat.S_IRWXG)
 
 
 def container_run_args(image_user: str) -> dict[str, Any]:
