@@ -17,6 +17,7 @@ import io
 import logging
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -67,17 +68,22 @@ def _tracking(config: DamoConfig) -> None:
         log.info("local stack: MLflow %s, object store %s", env.tracking_uri, env.s3_endpoint)
 
 
-def _subprocess_runner(config: DamoConfig, args: argparse.Namespace) -> tuple[DamoConfig, Any]:
+# A runner: (config, args) → the config it runs and a factory of the kfp.local runner, called once
+# the stack's environment and the parent MLflow run are in this process's environment.
+RunnerSetup = tuple[DamoConfig, Callable[[], Any]]
+
+
+def _subprocess_runner(config: DamoConfig, args: argparse.Namespace) -> RunnerSetup:
     """Tasks as processes of this environment; the image is not used (a placeholder when unset)."""
     from kfp import local
 
     from components.steps import UNBOUND_IMAGE
 
     config.pipeline.image = config.pipeline.image or UNBOUND_IMAGE
-    return config, local.SubprocessRunner(use_venv=False)
+    return config, lambda: local.SubprocessRunner(use_venv=False)
 
 
-def _docker_runner(config: DamoConfig, args: argparse.Namespace) -> tuple[DamoConfig, Any]:
+def _docker_runner(config: DamoConfig, args: argparse.Namespace) -> RunnerSetup:
     """Tasks in the pinned image (found locally by its RepoDigests after a push), host network."""
     from kfp import local
 
@@ -90,20 +96,20 @@ def _docker_runner(config: DamoConfig, args: argparse.Namespace) -> tuple[DamoCo
     image_user = docker("image", "inspect", "--format", "{{.Config.User}}", image)
     container.prepare_root(Path(config.pipeline.output_dir))
     log.info("docker runner: image %s, pipeline root %s", image, config.pipeline.output_dir)
-    return config, local.DockerRunner(**container.container_run_args(image_user))
+    return config, lambda: local.DockerRunner(**container.container_run_args(image_user))
 
 
 RUNNERS = {"subprocess": _subprocess_runner, "docker": _docker_runner}
 
 
-def _execute(config: DamoConfig, runner: Any) -> RunOutputs:
+def _execute(config: DamoConfig, runner: Callable[[], Any]) -> RunOutputs:
     from kfp import local
 
     from components import steps
     from damo.steps.pipeline_io import config_text
     from pipelines import build_pipeline
 
-    local.init(runner=runner, pipeline_root=config.pipeline.output_dir)
+    local.init(runner=runner(), pipeline_root=config.pipeline.output_dir)
     text, p = config_text(config), config.pipeline
     with warnings.catch_warnings():
         # Expected here: the cluster settings (resources, GPUs) and the container image do not apply
