@@ -32,14 +32,21 @@ RUN TORCH_CUDA_ARCH_LIST="$TORCH_CUDA_ARCH_LIST" DS_BUILD_CPU_ADAM=1 DS_BUILD_FU
     pip install --no-build-isolation "deepspeed==0.19.8" \
  && ds_report
 
-# The project: library, components, pipelines, presets (non-editable install).
+# The project's dependencies, from pyproject.toml alone: a source change does not reinstall them.
 WORKDIR /opt/damo
 COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+      > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+
+# The project: library, components, pipelines, presets (non-editable install; `pip check` proves
+# the layer above brought every dependency).
 COPY damo ./damo
 COPY components ./components
 COPY pipelines ./pipelines
 COPY configs ./configs
-RUN pip install . && python -c "import damo, components, pipelines, kfp; print('damo', damo.__version__)"
+RUN pip install --no-deps . && pip check \
+ && python -c "import damo, components, pipelines, kfp; print('damo', damo.__version__)"
 
 # A non-root user. KFP's launcher writes input artifacts under /gcs, /minio and /s3, so those are
 # created writable for it; HOME holds the pip/HF/torch-extension caches. Folders a step writes are
