@@ -37,9 +37,10 @@ SETUP_TIMEOUT_S, BUILD_TIMEOUT_S = 900, 3600
 
 
 def script(action: str) -> str:
+    """Run scripts/container-env.sh ACTION; its last stdout line (up: the registry, base: the image)."""
     done = subprocess.run(["bash", str(ENV_SCRIPT), action], stdout=subprocess.PIPE, text=True,
                           check=True, timeout=SETUP_TIMEOUT_S)
-    return done.stdout.strip().splitlines()[-1]
+    return (done.stdout.strip().splitlines() or [""])[-1]
 
 
 @pytest.fixture(scope="module")
