@@ -2,5 +2,5 @@
 
 A component maps its KFP artifacts to the step's ``<Step>Paths``, builds the config from the YAML
 text it is given and calls ``damo.steps.<step>.run``. The container image is named in
-:mod:`components.image` only.
+``pipeline.image`` (the config), bound by ``components.steps.with_image``.
 """

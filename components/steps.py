@@ -4,20 +4,32 @@ Each body only maps artifacts to the step's paths, builds the config from the YA
 calls ``damo.steps.<step>.run`` — the same function the CLI calls. Imports sit inside the bodies
 because KFP ships each function's source alone into its container. ``install_kfp_package=False``:
 the image has kfp installed with damo (and a local run uses the current environment).
+
+The image is configuration (``pipeline.image``), not source: components are declared with an
+unpullable placeholder and :func:`with_image` gives the copy a pipeline uses.
 """
 
+import copy
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
-from components.image import IMAGE
+# Never pulled: build_pipeline binds every task to config.pipeline.image (with_image).
+UNBOUND_IMAGE = "damo-image-unset.invalid/set-pipeline-image"
 
 
 def component(func: Callable[..., Any]) -> Any:
-    """Every damo component: the pinned image, no pip install at start."""
-    return dsl.component(func, base_image=IMAGE, install_kfp_package=False)
+    """Every damo component: no pip install at start; the image is bound per pipeline."""
+    return dsl.component(func, base_image=UNBOUND_IMAGE, install_kfp_package=False)
+
+
+def with_image(comp: Any, image: str) -> Any:
+    """A copy of component ``comp`` that runs in ``image``."""
+    bound = copy.deepcopy(comp)
+    bound.component_spec.implementation.container.image = image
+    return bound
 
 
 @component
@@ -95,13 +107,15 @@ def train_multinode(config: str, dataset: Input[Dataset], base_model: str, train
     """The train step as a Kubeflow Trainer TrainJob (``pipeline.num_nodes`` nodes) running `damo train`."""
     from pathlib import Path
 
-    from components.image import IMAGE
     from damo.cluster import trainjob
     from damo.steps.pipeline_io import config_from_yaml, result_json
 
+    run_config = config_from_yaml(config)
+    if not run_config.pipeline.image:  # build_pipeline always sets it; a hand-made config may not
+        raise ValueError("pipeline.image is unset: the TrainJob nodes need the pipeline's image")
     paths = trainjob.TrainJobPaths(data=Path(dataset.path), model=base_model, out=Path(trained.path),
-                                   image=IMAGE)
-    return result_json(trainjob.run(config_from_yaml(config), paths))
+                                   image=run_config.pipeline.image)
+    return result_json(trainjob.run(run_config, paths))
 
 
 @component

@@ -18,12 +18,13 @@ kfp.local ignores them, so the local run executes exactly this graph.
 """
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from kfp import compiler, dsl, kubernetes
 
 from components import steps
-from damo.config import DamoConfig, HubConfig, PipelineConfig
+from damo.config import ConfigError, DamoConfig, HubConfig, PipelineConfig
 from damo.contract import HF_SECRET_KEYS, MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
 from damo.steps.pipeline_io import config_text, run_parameter_defaults
 
@@ -48,6 +49,8 @@ def _hub_access(task: dsl.PipelineTask, step: str, hub: HubConfig) -> None:
         task.set_env_variable("HF_ENDPOINT", hub.endpoint)
     if hub.offline:
         task.set_env_variable("HF_HUB_OFFLINE", "1")
+COMPONENTS = ("tiny_world", "ingest", "score", "reference", "configure", "train", "train_multinode",
+              "evaluate", "register")
 
 
 class Outputs(NamedTuple):
@@ -83,9 +86,19 @@ def _place(task: dsl.PipelineTask, step: str, p: PipelineConfig, *, gpus: Any = 
     return task
 
 
+def bound_components(p: PipelineConfig) -> SimpleNamespace:
+    """Every component, running in ``pipeline.image`` (resolved and checked by the caller:
+    damo.container.reference.with_image)."""
+    if not p.image:
+        raise ConfigError("pipeline.image is unset: resolve the image before building the pipeline "
+                          "(damo.container.reference.with_image)")
+    return SimpleNamespace(**{name: steps.with_image(getattr(steps, name), p.image) for name in COMPONENTS})
+
+
 def build_pipeline(config: DamoConfig) -> Any:
     """The pipeline function, its parameters defaulting to ``config``'s values."""
     p = config.pipeline
+    c = bound_components(p)
     ui = run_parameter_defaults(config)
     hub = config.hub
     defaults: dict[str, Any] = {
@@ -103,25 +116,25 @@ def build_pipeline(config: DamoConfig) -> Any:
         pool: dict[str, Any] = {"node_selector": gpu_node_selector, "tolerations": gpu_tolerations,
                                 "hub": hub}
         gpu_pool = {"gpu_node_selector": gpu_node_selector, "gpu_tolerations": gpu_tolerations}
-        ing = _place(steps.ingest(config=config, source=source), "ingest", p)
-        sc = _place(steps.score(config=config, dataset=ing.outputs["dataset"]), "score", p, **pool)
-        ref = _place(steps.reference(config=config, dataset=sc.outputs["scored"], base_model=base_model),
+        ing = _place(c.ingest(config=config, source=source), "ingest", p)
+        sc = _place(c.score(config=config, dataset=ing.outputs["dataset"]), "score", p, **pool)
+        ref = _place(c.reference(config=config, dataset=sc.outputs["scored"], base_model=base_model),
                      "reference", p, **pool)
-        run_config = _place(steps.configure(config=config, arm=arm, beta=beta, epochs=epochs, gpus=gpus,
+        run_config = _place(c.configure(config=config, arm=arm, beta=beta, epochs=epochs, gpus=gpus,
                                             model_name=model_name, gate=gate, **gpu_pool),
                             "configure", p).output
         data = ref.outputs["referenced"]
         if p.num_nodes > 1:  # a compile-time layout choice: kfp.local runs no dsl.OneOf
-            tr = _place(steps.train_multinode(config=run_config, dataset=data, base_model=base_model),
+            tr = _place(c.train_multinode(config=run_config, dataset=data, base_model=base_model),
                         "train", p, hub=hub)
             kubernetes.mount_pvc(tr, pvc_name=p.trainjob.workspace_pvc, mount_path=p.trainjob.workspace_path)
         else:
-            tr = _place(steps.train(config=run_config, dataset=data, base_model=base_model), "train", p,
+            tr = _place(c.train(config=run_config, dataset=data, base_model=base_model), "train", p,
                         gpus=gpus, **pool)
         trained = tr.outputs["trained"]
-        ev = _place(steps.evaluate(config=run_config, trained=trained, base_model=base_model),
+        ev = _place(c.evaluate(config=run_config, trained=trained, base_model=base_model),
                     "evaluate", p, **pool)
-        reg = _place(steps.register(config=run_config, trained=trained, evaluation=ev.outputs["evaluation"],
+        reg = _place(c.register(config=run_config, trained=trained, evaluation=ev.outputs["evaluation"],
                                     dataset=data), "register", p)
         return Outputs(registered=reg.outputs["Output"], evaluated=ev.outputs["Output"])
 

@@ -33,6 +33,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "prune": ("prune", "delete model uploads that no registered version refers to"),
     "stack": ("stack", "the local object store + MLflow server: up / down / status"),
     "run": ("run", "the whole pipeline locally through kfp.local"),
+    "image": ("image", "build (and push) the pipeline image with the local Docker engine"),
     "compile": ("compile", "compile the KFP pipeline to YAML"),
     "submit": ("submit", "submit a pipeline run to a Kubeflow Pipelines host"),
     "schedule": ("schedule", "create a recurring pipeline run"),

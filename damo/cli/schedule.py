@@ -37,7 +37,7 @@ def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
         return 2
     kfp_client = client(args)
     # kfp's client prints UI links on stdout; stdout is for the one JSON line
-    with compiled(config) as package, contextlib.redirect_stdout(sys.stderr):
+    with compiled(config, args) as package, contextlib.redirect_stdout(sys.stderr):
         experiment = kfp_client.create_experiment(name=args.experiment or p.kfp_experiment,
                                                   namespace=args.namespace)
         recurring = kfp_client.create_recurring_run(

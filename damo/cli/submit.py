@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from damo.cli.compile import add_image_argument
 from damo.config import DamoConfig
 
 
@@ -33,6 +34,7 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a pipeline run parameter, e.g. --param beta=0.2 (repeatable)")
     parser.add_argument("--token-env", default="KFP_TOKEN",
                         help="environment variable holding the API token (never passed on the command line)")
+    add_image_argument(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,10 +60,12 @@ def client(args: argparse.Namespace) -> Any:
 
 
 @contextmanager
-def compiled(config: DamoConfig) -> Iterator[Path]:
-    """The pipeline compiled for ``config`` into a temporary file."""
+def compiled(config: DamoConfig, args: argparse.Namespace) -> Iterator[Path]:
+    """The pipeline compiled for ``config`` (its image resolved and checked) into a temporary file."""
+    from damo.container.reference import with_image
     from pipelines import compile_pipeline
 
+    config = with_image(config, allow_unpinned=args.allow_unpinned_image)
     with tempfile.TemporaryDirectory(prefix="damo-pipeline-") as tmp:
         yield compile_pipeline(config, Path(tmp) / f"{config.pipeline.name}.yaml")
 
@@ -75,7 +79,7 @@ def run(config: DamoConfig, args: argparse.Namespace) -> dict[str, Any] | int:
         return 2
     kfp_client = client(args)
     # kfp's client prints UI links on stdout; stdout is for the one JSON line
-    with compiled(config) as package, contextlib.redirect_stdout(sys.stderr):
+    with compiled(config, args) as package, contextlib.redirect_stdout(sys.stderr):
         result = kfp_client.create_run_from_pipeline_package(
             str(package), arguments=params, run_name=args.run_name,
             experiment_name=args.experiment or p.kfp_experiment, namespace=args.namespace,

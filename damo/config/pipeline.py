@@ -74,6 +74,10 @@ class PipelineConfig(Section):
     # runAsNonRoot they make the task pods meet the restricted Pod Security Standard.
     run_as_user: int = Field(10001, ge=1)
     run_as_group: int = Field(10001, ge=1)
+    # The image every component and TrainJob node runs, pinned by digest (name@sha256:…); None → the
+    # one `damo image build` recorded in image_record (damo.container.reference).
+    image: str | None = None
+    image_record: str = ".damo/image.json"
 
     @model_validator(mode="before")
     @classmethod

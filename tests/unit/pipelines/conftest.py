@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from damo.config import load_config
+from pipelines.golden import EXAMPLE_IMAGE
 
 Docs = tuple[dict[str, Any], dict[str, Any]]
 
@@ -18,7 +19,8 @@ def compile_docs(tmp: Path, preset: str, overrides: tuple[str, ...] = ()) -> Doc
     """(pipeline spec, kubernetes executors) of the pipeline compiled for a preset."""
     from pipelines import compile_pipeline
 
-    out = compile_pipeline(load_config(preset, overrides), tmp / "pipeline.yaml")
+    config = load_config(preset, (f"pipeline.image={EXAMPLE_IMAGE}", *overrides))
+    out = compile_pipeline(config, tmp / "pipeline.yaml")
     spec, platform = yaml.safe_load_all(out.read_text())
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 

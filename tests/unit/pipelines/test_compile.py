@@ -13,6 +13,7 @@ import yaml
 from damo.config import ConfigError, load_config
 from damo.contract import MLFLOW_SECRET_KEYS, S3_SECRET_KEYS
 from damo.steps.pipeline_io import RUN_PARAMETERS, config_from_yaml
+from pipelines.golden import EXAMPLE_IMAGE
 
 GPU_STEPS = ("score", "reference", "train", "evaluate")
 CPU_STEPS = ("ingest", "configure", "register")
@@ -96,7 +97,7 @@ def test_ui_parameters_default_to_the_config(paper_pipeline: tuple[dict, dict]) 
     spec, _ = paper_pipeline
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert set(params) == {"config", "source", "base_model", *RUN_PARAMETERS}
-    config = load_config("llava15_7b")
+    config = load_config("llava15_7b", [f"pipeline.image={EXAMPLE_IMAGE}"])
     assert config_from_yaml(params["config"]["defaultValue"]) == config
     assert params["base_model"]["defaultValue"] == "llava-hf/llava-1.5-7b-hf"
     assert params["arm"]["defaultValue"] == "dama" and params["beta"]["defaultValue"] == 0.1
@@ -104,14 +105,19 @@ def test_ui_parameters_default_to_the_config(paper_pipeline: tuple[dict, dict]) 
     assert params["gpus"]["defaultValue"] == 4
 
 
-def test_images_are_pinned_by_digest(paper_pipeline: tuple[dict, dict]) -> None:
-    from components.image import IMAGE
-
+def test_every_task_runs_the_configured_image(paper_pipeline: tuple[dict, dict]) -> None:
     spec, _ = paper_pipeline
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert images == {IMAGE}
-    name, _, digest = IMAGE.partition("@sha256:")
-    assert name and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+    assert images == {EXAMPLE_IMAGE}
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert config_from_yaml(params["config"]["defaultValue"]).pipeline.image == EXAMPLE_IMAGE  # TrainJob's
+
+
+def test_a_pipeline_without_an_image_is_not_built(tmp_path: Path) -> None:
+    from pipelines import compile_pipeline
+
+    with pytest.raises(ConfigError, match="pipeline.image is unset"):
+        compile_pipeline(load_config("llava15_7b"), tmp_path / "p.yaml")
 
 
 def test_multi_node_layout_runs_a_trainjob_on_the_shared_workspace(compile_preset: Any) -> None:

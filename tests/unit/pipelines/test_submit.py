@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 from damo.cli import main
+from damo.container.reference import record
+from pipelines.golden import EXAMPLE_IMAGE
 
 TOKEN = "kfp-token-must-stay-in-headers"
+IMAGE = ["--set", f"pipeline.image={EXAMPLE_IMAGE}"]
 
 
 @dataclass
@@ -81,7 +84,7 @@ def json_line(out: str) -> dict[str, Any]:
 def test_submit_sends_the_compiled_pipeline_with_run_parameters(
         stub: Stub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KFP_TOKEN", TOKEN)
-    code = main(["submit", "--config", "llava15_7b", "--host", stub.url, "--namespace", "team-a",
+    code = main(["submit", "--config", "llava15_7b", "--host", stub.url, "--namespace", "team-a", *IMAGE,
                  "--param", "source=s3://data/rlaif-v", "--param", "beta=0.2", "--run-name", "r1"])
     assert code == 0
     assert json_line(capsys.readouterr().out) == {"run_id": "run-1", "host": stub.url,
@@ -94,6 +97,8 @@ def test_submit_sends_the_compiled_pipeline_with_run_parameters(
     assert run["runtime_config"]["parameters"] == {"source": "s3://data/rlaif-v", "beta": 0.2}
     assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "damo-dama"
     assert run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]
+    executors = run["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"].values()
+    assert {e["container"]["image"] for e in executors} == {EXAMPLE_IMAGE}
     assert {r["authorization"] for r in stub.requests} == {f"Bearer {TOKEN}"}
     assert TOKEN not in json.dumps([r["body"] for r in stub.requests])
 
@@ -101,7 +106,7 @@ def test_submit_sends_the_compiled_pipeline_with_run_parameters(
 def test_schedule_creates_a_recurring_run(stub: Stub, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KFP_TOKEN", raising=False)
-    code = main(["schedule", "--config", "llava15_7b", "--host", stub.url, "--namespace", "team-a",
+    code = main(["schedule", "--config", "llava15_7b", "--host", stub.url, "--namespace", "team-a", *IMAGE,
                  "--cron", "0 0 3 * * 1", "--param", "source=s3://data/rlaif-v"])
     assert code == 0
     assert json_line(capsys.readouterr().out)["recurring_run_id"] == "rr-1"
@@ -117,7 +122,7 @@ def test_schedule_creates_a_recurring_run(stub: Stub, capsys: pytest.CaptureFixt
 
 def test_schedule_refuses_a_five_field_cron_before_calling_the_host(
         stub: Stub, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["schedule", "--config", "llava15_7b", "--host", stub.url, "--namespace", "t",
+    code = main(["schedule", "--config", "llava15_7b", "--host", stub.url, "--namespace", "t", *IMAGE,
                  "--cron", "0 3 * * 1"])
     assert code == 2
     assert "KFP needs 6 fields" in capsys.readouterr().err
@@ -126,6 +131,40 @@ def test_schedule_refuses_a_five_field_cron_before_calling_the_host(
 
 def test_compile_writes_the_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "p.yaml"
-    assert main(["compile", "--config", "tiny", "--out", str(out)]) == 0
+    assert main(["compile", "--config", "tiny", "--out", str(out), *IMAGE]) == 0
     line = json_line(capsys.readouterr().out)
     assert line["pipeline"] == str(out) and out.is_file() and len(line["sha256"]) == 64
+    assert line["image"] == EXAMPLE_IMAGE and EXAMPLE_IMAGE in out.read_text()
+
+
+def test_compile_names_the_image_that_damo_image_build_recorded(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    built = "127.0.0.1:5000/damo@sha256:" + "ab" * 32
+    record(tmp_path / "image.json", built)
+    out = tmp_path / "p.yaml"
+    args = ["compile", "--config", "tiny", "--out", str(out),
+            "--set", f"pipeline.image_record={tmp_path}/image.json"]
+    assert main(args) == 0
+    assert json_line(capsys.readouterr().out)["image"] == built and built in out.read_text()
+
+
+@pytest.mark.parametrize("image", ["127.0.0.1:5000/damo:latest", "damo-local/damo:0123abcd",
+                                   "ghcr.io/x/damo@sha256:1234"])
+def test_compile_refuses_an_image_not_pinned_by_digest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], image: str) -> None:
+    out = tmp_path / "p.yaml"
+    args = ["compile", "--config", "tiny", "--out", str(out), "--set", f"pipeline.image={image}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"pipeline.image {image!r} is not pinned by digest" in err and "--allow-unpinned-image" in err
+    assert not out.exists()
+    assert main([*args, "--allow-unpinned-image"]) == 0  # development: lifted by the flag
+    assert image in out.read_text()
+
+
+def test_compile_without_any_image_says_how_to_get_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["compile", "--config", "tiny", "--out", str(tmp_path / "p.yaml"),
+            "--set", f"pipeline.image_record={tmp_path}/none.json"]
+    assert main(args) == 2
+    assert "no pipeline image" in capsys.readouterr().err
