@@ -70,7 +70,8 @@ def measure_pairs(cfg: TinyWorldConfig, policy_models: tuple[Any, Any], clip_mod
         clip_m = hardness.clip_margins(clip_model, tokenizer, torch.stack([preprocess(im) for im in images]),
                                        truth_first)
         pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-        sft_m = hardness.sft_margins(model, processor, pixels, [r["question"] for r in split.rows], truth_first)
+        questions = [r["question"] for r in split.rows]
+        sft_m = hardness.sft_margins(model, processor, pixels, questions, truth_first)
         for row, c, m in zip(split.rows, clip_m, sft_m):
             row.update(clip_margin=c, sft_margin=m, hardness=hardness.classify(c, m, cfg.hard_margin))
 

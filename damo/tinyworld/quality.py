@@ -17,7 +17,15 @@ import torch
 
 from damo.tinyworld.clip import Tokenizer, similarities
 from damo.tinyworld.pairs import all_rejections
-from damo.tinyworld.vocab import COLOURS, HALLUCINATED_OBJECTS, SHAPES, Scene, describe, mentioned, well_formed
+from damo.tinyworld.vocab import (
+    COLOURS,
+    HALLUCINATED_OBJECTS,
+    SHAPES,
+    Scene,
+    describe,
+    mentioned,
+    well_formed,
+)
 
 
 def hallucination_stats(answers: Sequence[str], scenes: Sequence[Scene]) -> dict[str, float]:

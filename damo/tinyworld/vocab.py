@@ -97,7 +97,8 @@ def _alternatives(words: Sequence[str]) -> str:
 
 # The caption grammar: ``There is a <colour> <shape>( and a <colour> <shape>)*( and a <object>).``
 _PHRASE = rf"a {_alternatives(list(COLOURS))} {_alternatives(SHAPES)}"
-WELL_FORMED = re.compile(rf"There is {_PHRASE}(?: and {_PHRASE})*(?: and a {_alternatives(HALLUCINATED_OBJECTS)})?\.")
+_OBJECT = rf"a {_alternatives(HALLUCINATED_OBJECTS)}"
+WELL_FORMED = re.compile(rf"There is {_PHRASE}(?: and {_PHRASE})*(?: and {_OBJECT})?\.")
 
 
 def well_formed(text: str) -> bool:

@@ -26,7 +26,8 @@ QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pa
 def test_dataset_follows_the_contract(tiny_world_quick: Path) -> None:
     data = PreferenceDataset(tiny_world_quick / "data", verify=True)
     assert set(BASE_COLUMNS) <= set(data.columns)
-    assert {"hardness", "kind", "truth", "hallucinated", "swapped", "clip_margin", "sft_margin"} <= set(data.columns)
+    measured = {"hardness", "kind", "truth", "hallucinated", "swapped", "clip_margin", "sft_margin"}
+    assert measured <= set(data.columns)
     assert len(data) == 64 and data.manifest.splits == {"train": 58, "validation": 6}
     rows = data.read().to_pylist()
     assert len({r["id"] for r in rows}) == 64

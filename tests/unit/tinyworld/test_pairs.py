@@ -8,8 +8,8 @@ import random
 import pytest
 
 from damo.config import TinyWorldConfig
-from damo.tinyworld.images import random_scene
 from damo.tinyworld.hardness import classify
+from damo.tinyworld.images import random_scene
 from damo.tinyworld.pairs import (
     all_rejections,
     noisy_caption,
