@@ -28,7 +28,7 @@ from damo.data.dataset import DatasetWriter
 from damo.tinyworld import clip, hardness, policy, quality
 from damo.tinyworld.pairs import PAIR_SCHEMA, noisy_caption, pair_rows, scenes, true_and_hallucinating
 from damo.tinyworld.tokenizer import build_processor, image_seq_length
-from damo.tinyworld.vocab import QUESTIONS, Scene, describe, vocabulary
+from damo.tinyworld.vocab import QUESTIONS, WELL_FORMED, Scene, describe, vocabulary
 
 log = logging.getLogger(__name__)
 WORLD_VERSION = 2  # 2: hardness measured per pair, label noise, finer grid
@@ -111,7 +111,8 @@ def write_benchmark(cfg: TinyWorldConfig, seed: int, folder: Path, exclude: set[
                            "truth": scene.truth, "reference": describe(scene)})
     with (folder / "tiny_world.jsonl").open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in split.rows)
-    (folder / "vocabulary.json").write_text(json.dumps({"objects": vocabulary()}, indent=2))
+    (folder / "vocabulary.json").write_text(json.dumps({"objects": vocabulary(), "grammar": WELL_FORMED.pattern},
+                                                       indent=2))
     return split
 
 
