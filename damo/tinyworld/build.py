@@ -111,8 +111,8 @@ def write_benchmark(cfg: TinyWorldConfig, seed: int, folder: Path, exclude: set[
                            "truth": scene.truth, "reference": describe(scene)})
     with (folder / "tiny_world.jsonl").open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in split.rows)
-    (folder / "vocabulary.json").write_text(json.dumps({"objects": vocabulary(), "grammar": WELL_FORMED.pattern},
-                                                       indent=2))
+    vocab = {"objects": vocabulary(), "grammar": WELL_FORMED.pattern}  # grammar: eval's well_formed
+    (folder / "vocabulary.json").write_text(json.dumps(vocab, indent=2))
     return split
 
 
