@@ -119,28 +119,42 @@ def pair_rows(cfg: TinyWorldConfig, seed: int) -> Iterator[tuple[Scene, dict[str
     The measured columns (``hardness``, ``clip_margin``, ``sft_margin``) are left empty here. The
     label-noise draw has its own random stream, so the scenes do not depend on ``label_noise``.
     """
-    rng, noise = random.Random(f"pairs-{seed}"), random.Random(f"label-noise-{seed}")
+    rng, noise = random.Random(f"pairs-{seed}"), label_noise_draws(seed)
     num_train = cfg.num_pairs - round(cfg.num_pairs * cfg.validation_fraction)
     for i, (scene, image) in enumerate(scenes(rng, cfg, cfg.num_pairs)):
         rejected = rejection(scene, rng, cfg.hard_fraction)
-        swapped = noise.random() < cfg.label_noise and i < num_train
-        pair = (rejected.text, describe(scene)) if swapped else (describe(scene), rejected.text)
-        yield scene, {
+        yield scene, with_label_noise({
             "id": f"tw-{i:06d}",
             "split": "train" if i < num_train else "validation",
             "image": image,
             "question": rng.choice(QUESTIONS),
-            "chosen": pair[0],
-            "rejected": pair[1],
+            "chosen": describe(scene),
+            "rejected": rejected.text,
             "source": SOURCE,
             "hardness": None,
             "kind": rejected.kind,
             "truth": scene.truth,
             "hallucinated": rejected.hallucinated,
-            "swapped": swapped,
+            "swapped": False,
             "clip_margin": None,
             "sft_margin": None,
-        }
+        }, noise.random(), cfg.label_noise)
+
+
+def label_noise_draws(seed: int) -> random.Random:
+    """The label-noise stream: one draw per pair, in pair order (its own stream: scenes do not move)."""
+    return random.Random(f"label-noise-{seed}")
+
+
+def with_label_noise(row: dict[str, Any], draw: float, fraction: float) -> dict[str, Any]:
+    """``row`` with chosen and rejected swapped when it is a clean training pair and ``draw < fraction``.
+
+    Applying it to a clean world's rows in order, with :func:`label_noise_draws` of the world's seed,
+    gives exactly the rows a world built with ``label_noise=fraction`` has.
+    """
+    if row["split"] != "train" or row["swapped"] or draw >= fraction:
+        return row
+    return {**row, "chosen": row["rejected"], "rejected": row["chosen"], "swapped": True}
 
 
 def true_and_hallucinating(row: dict[str, Any]) -> tuple[str, str]:
