@@ -32,17 +32,26 @@ def hallucination_stats(answers: Sequence[str], scenes: Sequence[Scene]) -> dict
     """CHAIR-style rates of ``answers`` against the scenes they describe."""
     if len(answers) != len(scenes) or not answers:
         raise ValueError(f"need one answer per scene, got {len(answers)} answers for {len(scenes)} scenes")
+    return answer_stats(answers, [s.truth for s in scenes], [describe(s) for s in scenes])
+
+
+def answer_stats(answers: Sequence[str], truths: Sequence[Sequence[str]], references: Sequence[str]
+                 ) -> dict[str, float]:
+    """The rates above for answers, each with its image's truth words and correct description."""
+    if not answers or not len(answers) == len(truths) == len(references):
+        raise ValueError(f"need one truth and reference per answer, got {len(answers)} answers, "
+                         f"{len(truths)} truths, {len(references)} references")
     with_hallucination = extra = exact = words = wrong = shape = colour = formed = length = 0
-    for answer, scene in zip(answers, scenes):
+    for answer, truth, reference in zip(answers, truths, references):
         said = mentioned(answer)
-        bad = said - set(scene.truth)
+        bad = said - set(truth)
         words += len(said)
         wrong += len(bad)
         with_hallucination += bool(bad)
         extra += bool(said & set(HALLUCINATED_OBJECTS))
         shape += bool(bad & set(SHAPES))
         colour += bool(bad & set(COLOURS))
-        exact += answer.strip() == describe(scene)
+        exact += answer.strip() == reference
         formed += well_formed(answer)
         length += len(answer.split())
     n = len(answers)
