@@ -29,3 +29,18 @@ def test_pretrained_world_has_a_useful_clip_and_a_hallucinating_policy(tiny_worl
     assert 0.1 < sampled["chair_i"] < 0.8
     assert 0.1 < sampled["extra_object_rate"] < 0.8
     assert greedy["extra_object_rate"] < sampled["extra_object_rate"]
+
+
+def test_attribute_errors_well_formedness_and_length_are_counted_per_answer() -> None:
+    from damo.tinyworld.quality import answer_stats
+
+    truth, reference = ["circle", "red"], "There is a red circle."
+    answers = ["There is a red circle.",            # exact
+               "There is a red square and a dog.",  # wrong shape + extra object, still grammatical
+               "There is a blue circle.",           # wrong colour
+               "There is a red red circle"]         # broken: repeated word, no full stop
+    stats = answer_stats(answers, [truth] * 4, [reference] * 4)
+    assert stats["exact_rate"] == 0.25 and stats["extra_object_rate"] == 0.25
+    assert stats["shape_error_rate"] == 0.25 and stats["colour_error_rate"] == 0.25
+    assert stats["well_formed_rate"] == 0.75
+    assert stats["mean_words"] == (5 + 8 + 5 + 6) / 4
