@@ -166,7 +166,8 @@ def tables(results: dict[str, Any]) -> str:
 
 
 def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[str, Any]) -> None:
-    """Every arm × seed × step count on one label-noise level; results saved after each run."""
+    """Every seed × step count × arm on one label-noise level; results saved after each run (a rerun
+    with the same ``--out`` resumes: finished runs are kept)."""
     data = args.world / "data" if noise == 0 else noisy_copy(args.world, noise, out / "noisy-data")
     ready = prepare(args.world, data, out, args.overrides)
     reference = measure.load(args.world / "policy")
@@ -178,10 +179,11 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
                 **measure.hallucination(policy, reference, images, samples=args.samples, seed=seed,
                                         max_new_tokens=args.max_new_tokens)}
 
-    level["before"] = measured(reference, 0)
-    for arm in args.arms:
-        for seed in args.seeds:
-            for steps in args.steps:
+    if "before" not in level:
+        level["before"] = measured(reference, 0)
+    for seed in args.seeds:  # seed-major: an interrupted sweep still holds whole comparisons
+        for steps in args.steps:
+            for arm in args.arms:
                 name = f"{arm}-seed{seed}-steps{steps}"
                 if name in level["runs"]:
                     continue
