@@ -103,8 +103,9 @@ def prepare(world: Path, data: Path, work: Path, overrides: list[str]) -> Path:
 
 
 def train_one(data: Path, world: Path, out: Path, arm: str, seed: int, steps: int, overrides: list[str]
-              ) -> tuple[Path, int]:
-    """The real ``train`` step for one arm, seed and step count; (model folder, effective steps)."""
+              ) -> dict[str, Any]:
+    """The real ``train`` step for one arm, seed and step count; its result (model folder, the
+    effective step count, the last logged training metrics)."""
     from damo.config import load_config
     from damo.steps.train import TrainPaths, run
 
@@ -112,8 +113,7 @@ def train_one(data: Path, world: Path, out: Path, arm: str, seed: int, steps: in
                                   f"train.save_steps={steps}", *overrides])
     if not (out / "result.json").is_file():
         run(config, TrainPaths(data=data, model=str(world / "policy"), out=out))
-    result = json.loads((out / "result.json").read_text())
-    return Path(result["model"]), int(result.get("steps", steps))
+    return dict(json.loads((out / "result.json").read_text()))
 
 
 def interpolate(curve: list[tuple[float, float]], x: float) -> float | None:
@@ -187,9 +187,10 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
                 name = f"{arm}-seed{seed}-steps{steps}"
                 if name in level["runs"]:
                     continue
-                model, effective = train_one(ready, args.world, out / name, arm, seed, steps, args.overrides)
-                level["runs"][name] = {"arm": arm, "seed": seed, "steps": effective,
-                                       **measured(measure.load(model), seed)}
+                trained = train_one(ready, args.world, out / name, arm, seed, steps, args.overrides)
+                level["runs"][name] = {"arm": arm, "seed": seed, "steps": int(trained["steps"]),
+                                       "train_final": trained["final"], "train_seconds": trained["seconds"],
+                                       **measured(measure.load(Path(trained["model"])), seed)}
                 print(name, json.dumps({k: level["runs"][name].get(k) for k in TABLE_KEYS}), flush=True)
                 save(results, out)
     level["matched_drift"] = {arm: matched_drift(level["runs"], level["before"], arm)
