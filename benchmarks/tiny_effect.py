@@ -15,8 +15,9 @@ objects from ``--samples`` answers per benchmark image, well-formedness, length,
 log p(chosen) and the drift KL(πθ‖πref)).
 
 Arms are compared at matched drift: for each seed, at each step count of ``dpo``, the other arm's
-sampled extra-object rate is interpolated (linearly in KL, through the SFT point at KL 0) at dpo's
-KL, so an arm cannot win by simply moving further from the reference.
+sampled extra-object rate is interpolated (linearly, through the SFT point at 0) at dpo's drift, so an
+arm cannot win by simply moving further from the reference. Two drift axes: the KL estimate, and
+the drop of sampled well-formedness (the damage to writing).
 
 Writes ``effect.json`` (after every run: the world's checksum, every setting, every measurement, the
 effective step counts) and ``effect.md`` (mean ± sd tables and the matched-drift comparison) in
@@ -33,6 +34,7 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,12 @@ TABLE_KEYS = ["kl", "chosen_shift", "reward_acc", "reward_acc.hard", "reward_acc
               "chair_i_sampled", "well_formed_rate_sampled", "mean_words_sampled", "exact_rate_greedy",
               "extra_object_rate_greedy", "shape_error_rate_greedy", "well_formed_rate_greedy"]
 HEADLINE = "extra_object_rate_sampled"  # the rate arms are compared on at matched drift
+WELL_FORMED = "well_formed_rate_sampled"
+# Drift axes, each 0 at the SFT model: KL(πθ‖πref) per sampled answer, and the damage to writing.
+DRIFT: dict[str, Callable[[dict[str, Any], dict[str, Any]], float]] = {
+    "kl": lambda run, before: float(run["kl"]),
+    "well_formed_drop": lambda run, before: float(before[WELL_FORMED] - run[WELL_FORMED]),
+}
 
 
 def world_checksum(world: Path) -> str:
@@ -125,18 +133,19 @@ def interpolate(curve: list[tuple[float, float]], x: float) -> float | None:
     return None
 
 
-def matched_drift(runs: dict[str, Any], before: dict[str, Any], arm: str, against: str = "dpo"
-                  ) -> list[dict[str, Any]]:
-    """Per seed and ``against`` step count: both arms' headline rate at ``against``'s KL."""
+def matched_drift(runs: dict[str, Any], before: dict[str, Any], arm: str, against: str = "dpo",
+                  axis: str = "kl") -> list[dict[str, Any]]:
+    """Per seed and ``against`` step count: both arms' headline rate at ``against``'s drift on ``axis``."""
+    drift = DRIFT[axis]
     out = []
     for seed in sorted({r["seed"] for r in runs.values() if r["arm"] == arm}):
-        mine = [(0.0, before[HEADLINE])] + [(r["kl"], r[HEADLINE]) for r in runs.values()
+        mine = [(0.0, before[HEADLINE])] + [(drift(r, before), r[HEADLINE]) for r in runs.values()
                                              if r["arm"] == arm and r["seed"] == seed]
         for r in sorted((r for r in runs.values() if r["arm"] == against and r["seed"] == seed),
                         key=lambda r: r["steps"]):
-            at = interpolate(mine, r["kl"])
-            out.append({"seed": seed, "steps": r["steps"], "kl": r["kl"], against: r[HEADLINE], arm: at,
-                        "wins": None if at is None else at < r[HEADLINE]})
+            at = interpolate(mine, drift(r, before))
+            out.append({"seed": seed, "steps": r["steps"], "drift": drift(r, before), against: r[HEADLINE],
+                        arm: at, "wins": None if at is None else at < r[HEADLINE]})
     return out
 
 
@@ -157,10 +166,10 @@ def tables(results: dict[str, Any]) -> str:
         for (arm, steps), runs in sorted(groups.items()):
             lines.append(f"| {arm} | {steps} | {len(runs)} | "
                          + " | ".join(mean_sd([r[k] for r in runs if k in r]) for k in TABLE_KEYS) + " |")
-        for arm, rows in level["matched_drift"].items():
-            lines += ["", f"Matched drift, {arm} vs dpo ({HEADLINE} at dpo's KL):", "",
-                      "| seed | dpo steps | KL | dpo | " + arm + " | wins |", "|---|---|---|---|---|---|"]
-            lines += [f"| {m['seed']} | {m['steps']} | {m['kl']:.3f} | {m['dpo']:.3f} | "
+        for (axis, arm), rows in ((k.split(":"), v) for k, v in level["matched_drift"].items()):
+            lines += ["", f"Matched drift ({axis}), {arm} vs dpo: {HEADLINE} at dpo's {axis}:", "",
+                      f"| seed | dpo steps | {axis} | dpo | {arm} | {arm} lower |", "|---" * 6 + "|"]
+            lines += [f"| {m['seed']} | {m['steps']} | {m['drift']:.3f} | {m['dpo']:.3f} | "
                       + ("—" if m[arm] is None else f"{m[arm]:.3f}") + f" | {m['wins']} |" for m in rows]
     return "\n".join(lines)
 
@@ -192,10 +201,10 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
                                        "train_final": trained["final"], "train_seconds": trained["seconds"],
                                        **measured(measure.load(Path(trained["model"])), seed)}
                 print(name, json.dumps({k: level["runs"][name].get(k) for k in TABLE_KEYS}), flush=True)
-                save(results, out)
-    level["matched_drift"] = {arm: matched_drift(level["runs"], level["before"], arm)
-                              for arm in args.arms if arm != "dpo" and "dpo" in args.arms}
-    save(results, out)
+                save(results, args.out)
+    level["matched_drift"] = {f"{axis}:{arm}": matched_drift(level["runs"], level["before"], arm, axis=axis)
+                              for axis in DRIFT for arm in args.arms if arm != "dpo" and "dpo" in args.arms}
+    save(results, args.out)
 
 
 def save(results: dict[str, Any], out: Path) -> None:
@@ -222,7 +231,7 @@ def main() -> None:
         from damo.tinyworld.cache import cached_world
 
         args.world = cached_world(load_config("tiny"), ROOT / ".cache" / "tiny-world")
-    out = args.out or Path(tempfile.mkdtemp(prefix="damo-effect-"))
+    out = args.out = args.out or Path(tempfile.mkdtemp(prefix="damo-effect-"))
     out.mkdir(parents=True, exist_ok=True)
     previous = out / "effect.json"
     results: dict[str, Any] = json.loads(previous.read_text()) if previous.is_file() else {"noise": {}}

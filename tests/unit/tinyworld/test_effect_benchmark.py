@@ -48,4 +48,4 @@ def test_matched_drift_compares_at_the_dpo_runs_kl() -> None:
     }
     rows = tiny_effect.matched_drift(runs, {tiny_effect.HEADLINE: 0.4}, "dama")
     assert [(r["steps"], r["wins"]) for r in rows] == [(80, True), (160, None)]  # 160: beyond dama's KL
-    assert rows[0]["dama"] == pytest.approx(0.15)
+    assert rows[0]["dama"] == pytest.approx(0.15) and rows[0]["drift"] == 1.25
