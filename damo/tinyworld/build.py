@@ -4,6 +4,8 @@ Layout (DESIGN.md, "tiny world"): ``data/`` (preference dataset), ``policy/`` (t
 ``clip/`` (open_clip hf-hub layout), ``benchmark/`` (held-out images + ``tiny_world.jsonl`` +
 ``vocabulary.json``), ``report.json`` (measured quality, build time) and ``world.json``.
 With ``sft_steps=0`` and ``clip_steps=0`` nothing is trained and it takes a few seconds.
+Order: pairs in memory → benchmark → SFT policy → CLIP → every pair's ``clip_margin``, ``sft_margin``
+and measured ``hardness`` (:mod:`damo.tinyworld.hardness`) → the dataset is written.
 """
 
 from __future__ import annotations
