@@ -181,7 +181,8 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
     ready = prepare(args.world, data, out, args.overrides)
     reference = measure.load(args.world / "policy")
     held, images = measure.held_out(ready, reference), measure.bench(args.world, reference[1])
-    level = results["noise"].setdefault(str(noise), {"runs": {}, "matched_drift": {}})
+    level = results["noise"].setdefault(str(noise), {"runs": {}})
+    level["matched_drift"] = {}  # recomputed from all runs at the end
 
     def measured(policy: tuple[Any, Any], seed: int) -> dict[str, Any]:
         return {**measure.preference(policy, held),
