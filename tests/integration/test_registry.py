@@ -30,6 +30,7 @@ def _config(base: DamoConfig, name: str, gate: dict[str, str] | None = None) -> 
     config = base.model_copy(deep=True)
     config.registry.model_name = name
     config.registry.gate = gate or {}  # type: ignore[assignment]
+    config.registry.gate_floor = {}  # the tiny preset's quality floor: only where a test sets one
     return config
 
 
