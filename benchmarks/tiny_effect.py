@@ -1,128 +1,227 @@
-"""The effect DAMA exists for, on the tiny world: dpo and dama arms side by side over several seeds.
+"""What DAMA is for, on the tiny world: loss arms side by side over seeds, step counts and label noise.
 
-Usage: ``python benchmarks/tiny_effect.py [--world DIR] [--seeds 0 1 2] [--arms dpo dama] [--set k=v ...]``
+Usage::
+
+    python benchmarks/tiny_effect.py [--world DIR] [--arms dpo data model dama dama_running_std]
+        [--seeds 0 1 2] [--steps 40 80 160] [--noise 0.0 0.3] [--samples 4] [--set k=v ...] [--out DIR]
 
 The tiny world (built and cached under ``.cache/tiny-world`` when ``--world`` is not given) goes
-through the real steps: ``score`` (CLIP δ), ``reference``, then ``train`` once per arm and seed with
-the ``tiny`` preset. Each policy, and the SFT policy it started from, is measured on
-- held-out preference (``damo.train.heldout``): the share of validation pairs with
-  logp(chosen) > logp(rejected) (``pref_acc``), with a positive log-ratio margin against the reference
-  (``reward_acc``; the SFT policy scores 0.5), and the mean logp(chosen) − logp(rejected) (``margin``);
-- hallucination on the world's benchmark images (held out from training): CHAIR-style rates over the
-  world's vocabulary, ``chair_s`` (answers with a word absent from the image) and ``chair_i`` (share
-  of mentioned words absent), sampled at temperature 1 and greedy.
-Writes ``effect.json`` and ``effect.md`` (the table) in ``--out``; ends with
-``ratio chair_s_dama_over_dpo=<...> extra_object_dama_over_dpo=<...> reward_acc_dama_minus_dpo=<...>``
-(means over seeds).
+through the real steps: ``score`` (CLIP δ) and ``reference`` once per label-noise level (the noisy
+dataset is the world's with that share of its *training* pairs swapped, exactly as a world built with
+``tiny_world.label_noise`` has them; validation stays clean), then ``train`` once per arm, seed and
+step count with the ``tiny`` preset. Every policy and the SFT policy it started from are measured by
+``benchmarks/_tiny_measure.py`` (held-out reward accuracy per pair type, attribute errors and extra
+objects from ``--samples`` answers per benchmark image, well-formedness, length, the shift of
+log p(chosen) and the drift KL(πθ‖πref)).
+
+Arms are compared at matched drift: for each seed, at each step count of ``dpo``, the other arm's
+sampled extra-object rate is interpolated (linearly, through the SFT point at 0) at dpo's drift, so an
+arm cannot win by simply moving further from the reference. Two drift axes: the KL estimate, and
+the drop of sampled well-formedness (the damage to writing).
+
+Writes ``effect.json`` (after every run: the world's checksum, every setting, every measurement, the
+effective step counts) and ``effect.md`` (mean ± sd tables and the matched-drift comparison) in
+``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import hashlib
+import itertools
 import json
 import os
 import statistics
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _tiny_measure as measure  # noqa: E402
+
+# Arm name → config overrides. `dama` keeps the authors' keep-set (unit-variance Gaussian around R̄).
+ARMS: dict[str, list[str]] = {
+    "dpo": ["train.loss.arm=dpo"],
+    "data": ["train.loss.arm=data"],
+    "model": ["train.loss.arm=model"],
+    "dama": ["train.loss.arm=dama"],
+    "dama_running_std": ["train.loss.arm=dama", "train.loss.keep_weight=running_std"],
+}
+TABLE_KEYS = ["kl", "chosen_shift", "reward_acc", "reward_acc.hard", "reward_acc.easy",
+              "reward_acc.extra_object", "reward_acc.wrong_colour", "reward_acc.wrong_shape",
+              "extra_object_rate_sampled", "shape_error_rate_sampled", "colour_error_rate_sampled",
+              "chair_i_sampled", "well_formed_rate_sampled", "mean_words_sampled", "exact_rate_greedy",
+              "extra_object_rate_greedy", "shape_error_rate_greedy", "well_formed_rate_greedy"]
+HEADLINE = "extra_object_rate_sampled"  # the rate arms are compared on at matched drift
+WELL_FORMED = "well_formed_rate_sampled"
+# Drift axes, each 0 at the SFT model: KL(πθ‖πref) per sampled answer, and the damage to writing.
+DRIFT: dict[str, Callable[[dict[str, Any], dict[str, Any]], float]] = {
+    "kl": lambda run, before: float(run["kl"]),
+    "well_formed_drop": lambda run, before: float(before[WELL_FORMED] - run[WELL_FORMED]),
+}
 
 
-def prepare(world: Path, work: Path, overrides: list[str]) -> Path:
-    """score → reference on the world's dataset; returns the dataset folder ready for training."""
+def world_checksum(world: Path) -> str:
+    """sha256 over what defines the world's data and models."""
+    h = hashlib.sha256()
+    for rel in ("world.json", "data/manifest.json", "policy/model.safetensors",
+                "clip/open_clip_model.safetensors", "benchmark/tiny_world.jsonl"):
+        h.update(rel.encode())
+        h.update((world / rel).read_bytes())
+    return h.hexdigest()
+
+
+def noisy_copy(world: Path, fraction: float, out: Path) -> Path:
+    """The world's dataset with ``fraction`` of its training pairs swapped (as the world's build would)."""
+    from damo.data.dataset import DatasetWriter, PreferenceDataset
+    from damo.tinyworld.pairs import label_noise_draws, with_label_noise
+
+    if (out / "manifest.json").is_file():
+        return out
+    source = PreferenceDataset(world / "data")
+    draws = label_noise_draws(json.loads((world / "world.json").read_text())["seed"])
+    writer = DatasetWriter(out, schema=source.schema)
+    for row in source.read().to_pylist():  # world order: one draw per pair, as pair_rows draws them
+        writer.write(with_label_noise(row, draws.random(), fraction))
+    writer.close()
+    return out
+
+
+def prepare(world: Path, data: Path, work: Path, overrides: list[str]) -> Path:
+    """score → reference on ``data``; returns the dataset folder ready for training."""
     from damo.config import load_config
     from damo.steps.reference import ReferencePaths
     from damo.steps.reference import run as reference
     from damo.steps.score import ScorePaths
     from damo.steps.score import run as score
 
-    config = load_config(
-        "tiny", [f"score.clip_model={world / 'clip'}", "score.clip_pretrained=null", *overrides]
-    )
+    clip = [f"score.clip_model={world / 'clip'}", "score.clip_pretrained=null"]
+    config = load_config("tiny", [*clip, *overrides])
     if not (work / "scored" / "manifest.json").is_file():
-        score(config, ScorePaths(data=world / "data", out=work / "scored"))
+        score(config, ScorePaths(data=data, out=work / "scored"))
     if not (work / "ref" / "manifest.json").is_file():
         reference(config, ReferencePaths(data=work / "scored", model=str(world / "policy"), out=work / "ref"))
     return work / "ref"
 
 
-def hallucination(model_dir: Path, world: Path, seed: int, max_new_tokens: int) -> dict[str, float]:
-    """CHAIR-style rates on the world's benchmark images, sampled (temperature 1) and greedy."""
-    from PIL import Image
-
-    from damo.models import load_model, load_processor
-    from damo.tinyworld.policy import generate
-    from damo.tinyworld.vocab import HALLUCINATED_OBJECTS, mentioned
-
-    bench = world / "benchmark"
-    items = [json.loads(line) for line in (bench / "tiny_world.jsonl").read_text().splitlines()]
-    images = [Image.open(io.BytesIO((bench / it["image"]).read_bytes())).convert("RGB") for it in items]
-    model = load_model(model_dir, "fp32").eval()
-    processor = load_processor(model_dir)
-    pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-    out: dict[str, float] = {}
-    for mode, sample in (("sampled", True), ("greedy", False)):
-        answers = generate(
-            model,
-            processor,
-            pixels,
-            [it["question"] for it in items],
-            sample=sample,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            batch_size=64,
-        )
-        said = [mentioned(a) for a in answers]
-        bad = [s - set(it["truth"]) for s, it in zip(said, items)]
-        out[f"chair_s_{mode}"] = sum(bool(b) for b in bad) / len(items)
-        out[f"chair_i_{mode}"] = sum(len(b) for b in bad) / max(sum(len(s) for s in said), 1)
-        out[f"extra_object_{mode}"] = sum(bool(s & set(HALLUCINATED_OBJECTS)) for s in said) / len(items)
-    return out
-
-
-def measure(model_dir: Path, data: Path, world: Path, seed: int, max_new_tokens: int) -> dict[str, float]:
-    from damo.train.heldout import heldout_preference
-
-    held = heldout_preference(model_dir, data, batch_size=64, chunk_tokens=4096, precision="fp32")
-    return {"pref_acc": held["accuracy"], "reward_acc": held["reward_accuracy"], "margin": held["margin"],
-            **hallucination(model_dir, world, seed, max_new_tokens)}
-
-
-def train_one(data: Path, world: Path, out: Path, arm: str, seed: int, overrides: list[str]) -> Path:
+def train_one(data: Path, world: Path, out: Path, arm: str, seed: int, steps: int, overrides: list[str]
+              ) -> dict[str, Any]:
+    """The real ``train`` step for one arm, seed and step count; its result (model folder, the
+    effective step count, the last logged training metrics)."""
     from damo.config import load_config
     from damo.steps.train import TrainPaths, run
 
-    config = load_config("tiny", [f"seed={seed}", f"train.loss.arm={arm}", *overrides])
+    config = load_config("tiny", [f"seed={seed}", *ARMS[arm], f"train.max_steps={steps}",
+                                  f"train.save_steps={steps}", *overrides])
     if not (out / "result.json").is_file():
         run(config, TrainPaths(data=data, model=str(world / "policy"), out=out))
-    return out / "model"
+    return dict(json.loads((out / "result.json").read_text()))
 
 
-def table(results: dict[str, Any], keys: list[str]) -> str:
-    lines = ["| model | seed | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
-    lines.append("| SFT (before) | – | " + " | ".join(f"{results['before'][k]:.3f}" for k in keys) + " |")
-    for arm, runs in results["arms"].items():
-        for seed, m in runs.items():
-            lines.append(f"| {arm} | {seed} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |")
-        means = {k: statistics.fmean(m[k] for m in runs.values()) for k in keys}
-        sds = {k: statistics.pstdev([m[k] for m in runs.values()]) for k in keys}
-        lines.append(
-            f"| **{arm} mean ± sd** | {len(runs)} | "
-            + " | ".join(f"{means[k]:.3f} ± {sds[k]:.3f}" for k in keys)
-            + " |"
-        )
+def interpolate(curve: list[tuple[float, float]], x: float) -> float | None:
+    """The curve (points (kl, rate), any order) at ``x`` by linear interpolation; None outside it."""
+    points = sorted(curve)
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return None
+
+
+def matched_drift(runs: dict[str, Any], before: dict[str, Any], arm: str, against: str = "dpo",
+                  axis: str = "kl") -> list[dict[str, Any]]:
+    """Per seed and ``against`` step count: both arms' headline rate at ``against``'s drift on ``axis``."""
+    drift = DRIFT[axis]
+    out = []
+    for seed in sorted({r["seed"] for r in runs.values() if r["arm"] == arm}):
+        mine = [(0.0, before[HEADLINE])] + [(drift(r, before), r[HEADLINE]) for r in runs.values()
+                                             if r["arm"] == arm and r["seed"] == seed]
+        for r in sorted((r for r in runs.values() if r["arm"] == against and r["seed"] == seed),
+                        key=lambda r: r["steps"]):
+            at = interpolate(mine, drift(r, before))
+            out.append({"seed": seed, "steps": r["steps"], "drift": drift(r, before), against: r[HEADLINE],
+                        arm: at, "wins": None if at is None else at < r[HEADLINE]})
+    return out
+
+
+def mean_sd(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.3f} ± {statistics.pstdev(values):.3f}" if values else "—"
+
+
+def tables(results: dict[str, Any]) -> str:
+    lines = []
+    for noise, level in results["noise"].items():
+        header = "| arm | steps | seeds | " + " | ".join(TABLE_KEYS) + " |"
+        lines += ["", f"## label noise {noise}", "", header, "|---|---|---|" + "---|" * len(TABLE_KEYS),
+                  "| SFT (reference) | 0 | – | " + " | ".join(f"{level['before'].get(k, 0.0):.3f}"
+                                                           for k in TABLE_KEYS) + " |"]
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for run in level["runs"].values():
+            groups.setdefault((run["arm"], run["steps"]), []).append(run)
+        for (arm, steps), runs in sorted(groups.items()):
+            lines.append(f"| {arm} | {steps} | {len(runs)} | "
+                         + " | ".join(mean_sd([r[k] for r in runs if k in r]) for k in TABLE_KEYS) + " |")
+        for (axis, arm), rows in ((k.split(":"), v) for k, v in level["matched_drift"].items()):
+            lines += ["", f"Matched drift ({axis}), {arm} vs dpo: {HEADLINE} at dpo's {axis}:", "",
+                      f"| seed | dpo steps | {axis} | dpo | {arm} | {arm} lower |", "|---" * 6 + "|"]
+            lines += [f"| {m['seed']} | {m['steps']} | {m['drift']:.3f} | {m['dpo']:.3f} | "
+                      + ("—" if m[arm] is None else f"{m[arm]:.3f}") + f" | {m['wins']} |" for m in rows]
     return "\n".join(lines)
 
 
+def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[str, Any]) -> None:
+    """Every seed × step count × arm on one label-noise level; results saved after each run (a rerun
+    with the same ``--out`` resumes: finished runs are kept)."""
+    data = args.world / "data" if noise == 0 else noisy_copy(args.world, noise, out / "noisy-data")
+    ready = prepare(args.world, data, out, args.overrides)
+    reference = measure.load(args.world / "policy")
+    held, images = measure.held_out(ready, reference), measure.bench(args.world, reference[1])
+    level = results["noise"].setdefault(str(noise), {"runs": {}})
+    level["matched_drift"] = {}  # recomputed from all runs at the end
+
+    def measured(policy: tuple[Any, Any], seed: int) -> dict[str, Any]:
+        return {**measure.preference(policy, held),
+                **measure.hallucination(policy, reference, images, samples=args.samples, seed=seed,
+                                        max_new_tokens=args.max_new_tokens)}
+
+    if "before" not in level:
+        level["before"] = measured(reference, 0)
+    for seed in args.seeds:  # seed-major: an interrupted sweep still holds whole comparisons
+        for steps in args.steps:
+            for arm in args.arms:
+                name = f"{arm}-seed{seed}-steps{steps}"
+                if name in level["runs"]:
+                    continue
+                trained = train_one(ready, args.world, out / name, arm, seed, steps, args.overrides)
+                level["runs"][name] = {"arm": arm, "seed": seed, "steps": int(trained["steps"]),
+                                       "train_final": trained["final"], "train_seconds": trained["seconds"],
+                                       **measured(measure.load(Path(trained["model"])), seed)}
+                print(name, json.dumps({k: level["runs"][name].get(k) for k in TABLE_KEYS}), flush=True)
+                save(results, args.out)
+    level["matched_drift"] = {f"{axis}:{arm}": matched_drift(level["runs"], level["before"], arm, axis=axis)
+                              for axis in DRIFT for arm in args.arms if arm != "dpo" and "dpo" in args.arms}
+    save(results, args.out)
+
+
+def save(results: dict[str, Any], out: Path) -> None:
+    (out / "effect.json").write_text(json.dumps(results, indent=2, default=str))
+    (out / "effect.md").write_text(f"# Tiny-world effect (world {results['world_checksum'][:16]})\n"
+                                   + tables(results) + "\n")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--world", type=Path, help="a built tiny world (default: the cached one)")
+    parser.add_argument("--arms", nargs="+", default=["dpo", "dama"], choices=sorted(ARMS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=["dpo", "dama"])
+    parser.add_argument("--steps", type=int, nargs="+", default=[40, 80, 160])
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.3])
+    parser.add_argument("--samples", type=int, default=4, help="sampled answers per benchmark image")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--out", type=Path, default=None)
@@ -133,37 +232,17 @@ def main() -> None:
         from damo.tinyworld.cache import cached_world
 
         args.world = cached_world(load_config("tiny"), ROOT / ".cache" / "tiny-world")
-    out = args.out or Path(tempfile.mkdtemp(prefix="damo-effect-"))
-    data = prepare(args.world, out, args.overrides)
-    before = measure(args.world / "policy", data, args.world, 0, args.max_new_tokens)
-    results: dict[str, Any] = {
-        "world": str(args.world),
-        "overrides": args.overrides,
-        "before": before,
-        "arms": {},
-    }
-    for arm in args.arms:
-        results["arms"][arm] = {}
-        for seed in args.seeds:
-            model = train_one(data, args.world, out / f"{arm}-seed{seed}", arm, seed, args.overrides)
-            results["arms"][arm][seed] = measure(model, data, args.world, seed, args.max_new_tokens)
-            print(arm, seed, results["arms"][arm][seed], flush=True)
-    keys = ["pref_acc", "reward_acc", "margin", "chair_s_sampled", "chair_i_sampled", "extra_object_sampled",
-            "chair_s_greedy", "chair_i_greedy"]
-    text = table(results, keys)
-    (out / "effect.json").write_text(json.dumps(results, indent=2))
-    (out / "effect.md").write_text(text + "\n")
-    print(text)
+    out = args.out = args.out or Path(tempfile.mkdtemp(prefix="damo-effect-"))
+    out.mkdir(parents=True, exist_ok=True)
+    previous = out / "effect.json"
+    results: dict[str, Any] = json.loads(previous.read_text()) if previous.is_file() else {"noise": {}}
+    results.update(world=str(args.world), world_checksum=world_checksum(args.world),
+                   settings={k: v for k, v in vars(args).items() if k != "world"},
+                   train_config=load_config("tiny", args.overrides).train.model_dump(mode="json"))
+    for noise in args.noise:
+        run_level(args, noise, out / f"noise-{noise}", results)
+    print((out / "effect.md").read_text())
     print(f"results in {out}")
-    if {"dpo", "dama"} <= set(results["arms"]):
-        mean = {
-            arm: {k: statistics.fmean(m[k] for m in results["arms"][arm].values()) for k in keys}
-            for arm in ("dpo", "dama")
-        }
-        ratio = mean["dama"]["chair_s_sampled"] / max(mean["dpo"]["chair_s_sampled"], 1e-9)
-        extra = mean["dama"]["extra_object_sampled"] / max(mean["dpo"]["extra_object_sampled"], 1e-9)
-        print(f"ratio chair_s_dama_over_dpo={ratio:.3f} extra_object_dama_over_dpo={extra:.3f} "
-              f"reward_acc_dama_minus_dpo={mean['dama']['reward_acc'] - mean['dpo']['reward_acc']:.3f}")
 
 
 if __name__ == "__main__":

@@ -16,16 +16,27 @@ from typing import Any
 
 
 def gate_decision(gate: Mapping[str, str], candidate: Mapping[str, float],
-                  champion: Mapping[str, float] | None, champion_version: str | None) -> tuple[bool, str]:
-    """(promote?, the reason in words) for a candidate against the current champion."""
+                  champion: Mapping[str, float] | None, champion_version: str | None,
+                  floors: Mapping[str, float] | None = None) -> tuple[bool, str]:
+    """(promote?, the reason in words) for a candidate against the current champion.
+
+    ``floors`` (metric → least value) is the quality guard, checked before any comparison and also
+    when there is no champion: a candidate that hallucinates less but writes worse (below the floor
+    of a general-quality metric) is not promoted.
+    """
+    floors = floors or {}
     if not gate:
         return False, "no promotion gate configured (registry.gate is empty)"
     partial = sorted(k for k, v in candidate.items() if k.split(".")[-1] == "coverage" and v < 1)
     if partial:
         return False, f"candidate was scored on part of a benchmark only ({', '.join(partial)} < 1)"
-    missing = sorted(m for m in gate if m not in candidate)
+    missing = sorted(m for m in {*gate, *floors} if m not in candidate)
     if missing:
         return False, f"candidate lacks gate metrics {missing}"
+    below = [f"{m} {candidate[m]:.4g} < {least:.4g}"
+             for m, least in sorted(floors.items()) if candidate[m] < least]
+    if below:
+        return False, "below the quality floor (registry.gate_floor) on " + "; ".join(below)
     if champion is None:
         return True, "no champion yet"
     worse = []

@@ -247,7 +247,8 @@ def register(config: DamoConfig, tracker: Tracker, model_dir: Path, metrics_path
     client.set_registered_model_alias(name, CANDIDATE, mv.version)
     champion_metrics = _tag_metrics(champion.tags) if champion is not None else None
     passed, reason = gate_decision(config.registry.gate, metrics, champion_metrics,
-                                   champion.version if champion is not None else None)
+                                   champion.version if champion is not None else None,
+                                   config.registry.gate_floor)
     if passed:
         client.set_registered_model_alias(name, CHAMPION, mv.version)
         aliases.append(CHAMPION)

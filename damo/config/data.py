@@ -21,6 +21,12 @@ class TinyWorldConfig(Section):
     hard_fraction: float = Field(0.5, ge=0.0, le=1.0)
     # SFT captions mention an absent object this often: the hallucination prior DPO must remove.
     caption_noise: float = Field(0.4, ge=0.0, le=1.0)
+    # Share of TRAINING pairs with chosen and rejected swapped (recorded per pair as `swapped`);
+    # validation pairs stay clean. The noisy world is where DAMA's per-pair β should beat DPO.
+    label_noise: float = Field(0.0, ge=0.0, lt=0.5)
+    # A pair is "hard" when the SFT policy prefers its true answer by less than this many nats
+    # (log p(true) − log p(hallucinating)), or CLIP does not prefer it (damo.tinyworld.hardness).
+    hard_margin: float = Field(1.0, ge=0.0)
     # The policy: a CLIP-style vision tower (image_size / patch_size)² patches + a small Llama.
     patch_size: int = Field(12, ge=2)
     vision_width: int = Field(48, ge=8)

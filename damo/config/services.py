@@ -18,6 +18,9 @@ class RegisterConfig(Section):
     # the flattened key of the evaluate step's metrics.json ("tiny_world.chair_s"). Empty → the
     # `champion` alias is never moved automatically.
     gate: dict[str, Literal["min", "max"]] = Field(default_factory=dict)
+    # The quality guard: metric → the least value a candidate must reach to be promoted at all
+    # (e.g. tiny_world.well_formed: 0.9), champion or not. A missing metric refuses promotion.
+    gate_floor: dict[str, float] = Field(default_factory=dict)
     # s3:// prefix that receives model files; None → s3://<stack.bucket>/models.
     store_uri: str | None = None
     # S3 multipart: parts of this size (raised by boto3 when a file would need > 10 000 parts),

@@ -3,11 +3,15 @@
 Reads ``<benchmark>/tiny_world.jsonl`` (``id``, ``image`` relative to the file, ``question``,
 ``truth``: the canonical words present) and ``<benchmark>/vocabulary.json`` (``{"objects":
 {canonical: [synonyms]}}``). A mention is hallucinated when its canonical word is not in ``truth``:
-an absent object ("and a dog") or a wrong colour/shape.
+an absent object ("and a dog") or a wrong colour/shape. When ``vocabulary.json`` also gives the
+world's caption ``grammar`` (a regular expression), ``well_formed`` is the share of responses it
+matches in full: the general-quality guard (a model that hallucinates less by writing broken
+sentences is worse, not better).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,19 @@ def load_vocabulary(folder: Path) -> Vocabulary:
     return Vocabulary.from_objects(objects)
 
 
+def load_grammar(folder: Path) -> re.Pattern[str] | None:
+    """The caption grammar of ``vocabulary.json`` (``"grammar"``), or None when it gives none."""
+    data = read_json(folder / "vocabulary.json")
+    grammar = data.get("grammar") if isinstance(data, dict) else None
+    if grammar is None:
+        return None
+    try:
+        return re.compile(str(grammar))
+    except re.error as err:
+        raise BenchmarkDataError(f"{folder}/vocabulary.json: 'grammar' is not a regular expression: "
+                                 f"{err}") from err
+
+
 def load_items(ctx: BenchContext) -> list[EvalItem]:
     folder = benchmark_dir(ctx)
     path = folder / "tiny_world.jsonl"
@@ -66,6 +83,9 @@ def score(ctx: BenchContext, items: list[EvalItem], answers: Answers, group: str
         chair_items.append(ChairItem(item.id, text, truth))
     metrics, details = chair_metrics(chair_items, vocab)
     metrics.update(_probe_rates(chair_items, details, items, vocab))
+    grammar = load_grammar(benchmark_dir(ctx))
+    metrics["well_formed"] = (sum(grammar.fullmatch(ci.text.strip()) is not None for ci in chair_items)
+                              / len(chair_items) if grammar is not None and chair_items else None)
     write_jsonl(ctx.out / f"details.{group}.jsonl", details)
     return metrics
 

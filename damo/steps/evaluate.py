@@ -28,7 +28,8 @@ from damo.tracking import Tracker
 
 log = logging.getLogger(__name__)
 # Metric names echoed in the step's summary (the full set is in metrics.json).
-HEADLINE_METRICS = ("chair_response", "chair_mention", "f1", "amber_score", "average", "relative_score")
+HEADLINE_METRICS = ("chair_response", "chair_mention", "extra_object_rate", "well_formed", "f1",
+                    "amber_score", "average", "relative_score")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ Layout (DESIGN.md, "tiny world"): ``data/`` (preference dataset), ``policy/`` (t
 ``clip/`` (open_clip hf-hub layout), ``benchmark/`` (held-out images + ``tiny_world.jsonl`` +
 ``vocabulary.json``), ``report.json`` (measured quality, build time) and ``world.json``.
 With ``sft_steps=0`` and ``clip_steps=0`` nothing is trained and it takes a few seconds.
+Order: pairs in memory → benchmark → SFT policy → CLIP → every pair's ``clip_margin``, ``sft_margin``
+and measured ``hardness`` (:mod:`damo.tinyworld.hardness`) → the dataset is written.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from PIL import Image
 import damo
 from damo.config import DamoConfig, TinyWorldConfig
 from damo.data.dataset import DatasetWriter
-from damo.tinyworld import clip, policy, quality
-from damo.tinyworld.pairs import PAIR_SCHEMA, noisy_caption, pair_rows, scenes
+from damo.tinyworld import clip, hardness, policy, quality
+from damo.tinyworld.pairs import PAIR_SCHEMA, noisy_caption, pair_rows, scenes, true_and_hallucinating
 from damo.tinyworld.tokenizer import build_processor, image_seq_length
-from damo.tinyworld.vocab import QUESTIONS, Scene, describe, vocabulary
+from damo.tinyworld.vocab import QUESTIONS, WELL_FORMED, Scene, describe, vocabulary
 
 log = logging.getLogger(__name__)
-WORLD_VERSION = 1
+WORLD_VERSION = 2  # 2: hardness measured per pair, label noise, finer grid
 
 
 @dataclass
@@ -46,24 +48,52 @@ class Split:
         return [Image.open(io.BytesIO(b)).convert("RGB") for b in self.images]
 
 
-def write_pairs(cfg: TinyWorldConfig, seed: int, folder: Path) -> tuple[Split, Split]:
-    """The preference dataset; returns the (train, validation) scenes and rows."""
-    writer = DatasetWriter(folder, schema=PAIR_SCHEMA)
+def make_pairs(cfg: TinyWorldConfig, seed: int) -> tuple[Split, Split]:
+    """The (train, validation) pairs in memory; the measured columns are filled by :func:`measure_pairs`."""
     splits = {"train": Split([], [], []), "validation": Split([], [], [])}
     for scene, row in pair_rows(cfg, seed):
-        writer.write(row)
         part = splits[row["split"]]
         part.scenes.append(scene)
         part.images.append(row["image"])
-        part.rows.append({k: v for k, v in row.items() if k != "image"})
-    rows = splits["train"].rows + splits["validation"].rows
+        part.rows.append(row)
+    return splits["train"], splits["validation"]
+
+
+def measure_pairs(cfg: TinyWorldConfig, policy_models: tuple[Any, Any], clip_models: tuple[Any, Any, Any],
+                  splits: list[Split]) -> None:
+    """Fill ``clip_margin``, ``sft_margin`` and the measured ``hardness`` of every pair in place."""
+    model, processor = policy_models
+    clip_model, preprocess, tokenizer = clip_models
+    for split in splits:
+        if not split.rows:
+            continue
+        images = split.pil()
+        truth_first = [true_and_hallucinating(r) for r in split.rows]
+        clip_m = hardness.clip_margins(clip_model, tokenizer, torch.stack([preprocess(im) for im in images]),
+                                       truth_first)
+        pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        questions = [r["question"] for r in split.rows]
+        sft_m = hardness.sft_margins(model, processor, pixels, questions, truth_first)
+        for row, c, m in zip(split.rows, clip_m, sft_m):
+            row.update(clip_margin=c, sft_margin=m, hardness=hardness.classify(c, m, cfg.hard_margin))
+
+
+def write_pairs(seed: int, folder: Path, train: Split, validation: Split) -> dict[str, Any]:
+    """The preference dataset (train rows, then validation); returns the per-kind hardness summary."""
+    writer = DatasetWriter(folder, schema=PAIR_SCHEMA)
+    rows = train.rows + validation.rows
+    for row in rows:
+        writer.write(row)
+    measured = hardness.summary(rows)
     writer.reports["tiny_world"] = {
         "hardness": dict(sorted(Counter(r["hardness"] for r in rows).items())),
         "kind": dict(sorted(Counter(r["kind"] for r in rows).items())),
+        "swapped": sum(bool(r["swapped"]) for r in rows),
+        "by_kind": measured,
         "seed": seed,
     }
     writer.close()
-    return splits["train"], splits["validation"]
+    return measured
 
 
 def write_benchmark(cfg: TinyWorldConfig, seed: int, folder: Path, exclude: set[str]) -> Split:
@@ -83,7 +113,8 @@ def write_benchmark(cfg: TinyWorldConfig, seed: int, folder: Path, exclude: set[
                            "truth": scene.truth, "reference": describe(scene)})
     with (folder / "tiny_world.jsonl").open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in split.rows)
-    (folder / "vocabulary.json").write_text(json.dumps({"objects": vocabulary()}, indent=2))
+    vocab = {"objects": vocabulary(), "grammar": WELL_FORMED.pattern}  # grammar: eval's well_formed
+    (folder / "vocabulary.json").write_text(json.dumps(vocab, indent=2))
     return split
 
 
@@ -144,7 +175,7 @@ def measure_clip(model: Any, preprocess: Any, tokenizer: Any, bench: Split, vali
         out.update(quality.clip_pair_accuracy(
             model, tokenizer, torch.stack([preprocess(im) for im in validation.pil()]),
             [r["chosen"] for r in validation.rows], [r["rejected"] for r in validation.rows],
-            [r["hardness"] for r in validation.rows]))
+            [r["kind"] for r in validation.rows]))
     return out
 
 
@@ -159,16 +190,19 @@ def build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
     started = time.perf_counter()
     cfg, seed, out = config.tiny_world, config.seed, Path(out)
     _check_empty(out)
-    train, validation = write_pairs(cfg, seed, out / "data")
+    train, validation = make_pairs(cfg, seed)
     pair_hashes = {hashlib.sha256(b).hexdigest() for b in train.images + validation.images}
     bench = write_benchmark(cfg, seed, out / "benchmark", pair_hashes)
     model, processor, policy_info = build_policy(cfg, seed, train, out / "policy")
     clip_model, preprocess, tokenizer, clip_info = build_clip(cfg, seed, train, out / "clip")
+    measure_pairs(cfg, (model, processor), (clip_model, preprocess, tokenizer), [train, validation])
+    measured = write_pairs(seed, out / "data", train, validation)
     policy_info.update(measure_policy(cfg, seed, model, processor, bench))
     clip_info.update(measure_clip(clip_model, preprocess, tokenizer, bench, validation))
     report = {
         "build_seconds": time.perf_counter() - started,
         "pairs": {"train": len(train.rows), "validation": len(validation.rows)},
+        "pairs_measured": measured,
         "benchmark_images": len(bench.rows),
         "policy": policy_info,
         "clip": clip_info,
@@ -194,4 +228,5 @@ def summary(out: Path, report: dict[str, Any]) -> dict[str, Any]:
         "policy_chair_s_sampled": report["policy"]["sampled"]["chair_s"],
         "policy_chair_s_greedy": report["policy"]["greedy"]["chair_s"],
         "policy_exact_sampled": report["policy"]["sampled"]["exact_rate"],
+        "hard_pairs": report["pairs_measured"]["all"]["hard_share"],
     }

@@ -4,6 +4,10 @@ chosen = the correct description. rejected = the same description with one hallu
 - ``easy``: an absent object is added (``… and a dog.``) — kind ``extra_object``;
 - ``hard``: one shape gets a colour or a kind absent from the image — ``wrong_colour`` / ``wrong_shape``
   (only one word differs, and that word is absent from the image so CHAIR can see it).
+The ``kind`` says how a rejected answer was *constructed*; whether a pair is ``hard`` is *measured*
+after the models are trained (``damo.tinyworld.hardness``): the build fills ``clip_margin``,
+``sft_margin`` and ``hardness`` per pair. With ``label_noise`` a share of the *training* pairs has
+chosen and rejected swapped (``swapped``; validation pairs stay clean, so held-out numbers stay true).
 SFT captions are correct descriptions that, with probability ``caption_noise``, also mention an
 absent object: the hallucination prior preference optimisation is meant to remove.
 """
@@ -26,10 +30,13 @@ SOURCE = "tiny_world"
 PAIR_SCHEMA = pa.schema(
     [
         *BASE_SCHEMA,
-        ("hardness", pa.string()),  # "easy" | "hard": how the rejected answer was constructed
-        ("kind", pa.string()),  # extra_object | wrong_colour | wrong_shape
+        ("hardness", pa.string()),  # "easy" | "hard": measured (damo.tinyworld.hardness)
+        ("kind", pa.string()),  # extra_object | wrong_colour | wrong_shape: how the edit was made
         ("truth", pa.list_(pa.string())),  # colours and shapes present in the image
-        ("hallucinated", pa.list_(pa.string())),  # words of `rejected` absent from the image
+        ("hallucinated", pa.list_(pa.string())),  # words of the hallucinating answer absent from the image
+        ("swapped", pa.bool_()),  # label noise: `chosen` is the hallucinating answer
+        ("clip_margin", pa.float32()),  # CLIP cos(image, true) − cos(image, hallucinating)
+        ("sft_margin", pa.float32()),  # SFT policy log p(true) − log p(hallucinating), nats
     ]
 )
 
@@ -107,12 +114,16 @@ def scenes(rng: random.Random, cfg: TinyWorldConfig, count: int) -> Iterator[tup
 
 
 def pair_rows(cfg: TinyWorldConfig, seed: int) -> Iterator[tuple[Scene, dict[str, Any]]]:
-    """``cfg.num_pairs`` (scene, row of the preference dataset), train first, then validation."""
-    rng = random.Random(f"pairs-{seed}")
+    """``cfg.num_pairs`` (scene, row of the preference dataset), train first, then validation.
+
+    The measured columns (``hardness``, ``clip_margin``, ``sft_margin``) are left empty here. The
+    label-noise draw has its own random stream, so the scenes do not depend on ``label_noise``.
+    """
+    rng, noise = random.Random(f"pairs-{seed}"), label_noise_draws(seed)
     num_train = cfg.num_pairs - round(cfg.num_pairs * cfg.validation_fraction)
     for i, (scene, image) in enumerate(scenes(rng, cfg, cfg.num_pairs)):
         rejected = rejection(scene, rng, cfg.hard_fraction)
-        yield scene, {
+        yield scene, with_label_noise({
             "id": f"tw-{i:06d}",
             "split": "train" if i < num_train else "validation",
             "image": image,
@@ -120,8 +131,32 @@ def pair_rows(cfg: TinyWorldConfig, seed: int) -> Iterator[tuple[Scene, dict[str
             "chosen": describe(scene),
             "rejected": rejected.text,
             "source": SOURCE,
-            "hardness": rejected.hardness,
+            "hardness": None,
             "kind": rejected.kind,
             "truth": scene.truth,
             "hallucinated": rejected.hallucinated,
-        }
+            "swapped": False,
+            "clip_margin": None,
+            "sft_margin": None,
+        }, noise.random(), cfg.label_noise)
+
+
+def label_noise_draws(seed: int) -> random.Random:
+    """The label-noise stream: one draw per pair, in pair order (its own stream: scenes do not move)."""
+    return random.Random(f"label-noise-{seed}")
+
+
+def with_label_noise(row: dict[str, Any], draw: float, fraction: float) -> dict[str, Any]:
+    """``row`` with chosen and rejected swapped when it is a clean training pair and ``draw < fraction``.
+
+    Applying it to a clean world's rows in order, with :func:`label_noise_draws` of the world's seed,
+    gives exactly the rows a world built with ``label_noise=fraction`` has.
+    """
+    if row["split"] != "train" or row["swapped"] or draw >= fraction:
+        return row
+    return {**row, "chosen": row["rejected"], "rejected": row["chosen"], "swapped": True}
+
+
+def true_and_hallucinating(row: dict[str, Any]) -> tuple[str, str]:
+    """(the true description, the hallucinating answer) of a pair, whatever its label noise."""
+    return (row["rejected"], row["chosen"]) if row["swapped"] else (row["chosen"], row["rejected"])

@@ -119,6 +119,22 @@ def sft(model: LlavaForConditionalGeneration, processor: LlavaProcessor, pixel_v
 
 
 @torch.no_grad()
+def answer_logps(model: LlavaForConditionalGeneration, processor: LlavaProcessor, pixel_values: torch.Tensor,
+                 questions: list[str], answers: list[str], batch_size: int) -> torch.Tensor:
+    """log π(answer + ``</s>`` | image, question) per row, summed over the answer's tokens: (N,)."""
+    out = []
+    for start in range(0, len(answers), batch_size):
+        rows = slice(start, start + batch_size)
+        batch = sft_batch(processor, pixel_values[rows], questions[rows], answers[rows])
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       pixel_values=batch.pixel_values).logits[:, :-1].float()
+        labels = batch.labels[:, 1:]
+        token_logps = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        out.append((token_logps * (labels != IGNORE_INDEX)).sum(-1))
+    return torch.cat(out)
+
+
+@torch.no_grad()
 def generate(model: LlavaForConditionalGeneration, processor: LlavaProcessor, pixel_values: torch.Tensor,
              questions: list[str], *, sample: bool, max_new_tokens: int, seed: int,
              batch_size: int) -> list[str]:

@@ -3,7 +3,9 @@
 Hallucination is CHAIR-style over the world's vocabulary: a mentioned colour, shape or object that
 is not in the image. ``chair_s`` = share of answers with at least one such word, ``chair_i`` = share
 of mentioned words that are hallucinated, ``extra_object_rate`` = share of answers naming an object
-that never appears in any image (the prior the noisy SFT captions planted).
+that never appears in any image (the prior the noisy SFT captions planted), ``shape_error_rate`` /
+``colour_error_rate`` = share of answers naming a shape / colour absent from the image (the attribute
+errors), ``well_formed_rate`` = share of answers in the caption grammar and ``mean_words`` their length.
 """
 
 from __future__ import annotations
@@ -15,28 +17,53 @@ import torch
 
 from damo.tinyworld.clip import Tokenizer, similarities
 from damo.tinyworld.pairs import all_rejections
-from damo.tinyworld.vocab import HALLUCINATED_OBJECTS, Scene, describe, mentioned
+from damo.tinyworld.vocab import (
+    COLOURS,
+    HALLUCINATED_OBJECTS,
+    SHAPES,
+    Scene,
+    describe,
+    mentioned,
+    well_formed,
+)
 
 
 def hallucination_stats(answers: Sequence[str], scenes: Sequence[Scene]) -> dict[str, float]:
     """CHAIR-style rates of ``answers`` against the scenes they describe."""
     if len(answers) != len(scenes) or not answers:
         raise ValueError(f"need one answer per scene, got {len(answers)} answers for {len(scenes)} scenes")
-    with_hallucination = extra = exact = words = wrong = 0
-    for answer, scene in zip(answers, scenes):
+    return answer_stats(answers, [s.truth for s in scenes], [describe(s) for s in scenes])
+
+
+def answer_stats(answers: Sequence[str], truths: Sequence[Sequence[str]], references: Sequence[str]
+                 ) -> dict[str, float]:
+    """The rates above for answers, each with its image's truth words and correct description."""
+    if not answers or not len(answers) == len(truths) == len(references):
+        raise ValueError(f"need one truth and reference per answer, got {len(answers)} answers, "
+                         f"{len(truths)} truths, {len(references)} references")
+    with_hallucination = extra = exact = words = wrong = shape = colour = formed = length = 0
+    for answer, truth, reference in zip(answers, truths, references):
         said = mentioned(answer)
-        bad = said - set(scene.truth)
+        bad = said - set(truth)
         words += len(said)
         wrong += len(bad)
         with_hallucination += bool(bad)
         extra += bool(said & set(HALLUCINATED_OBJECTS))
-        exact += answer.strip() == describe(scene)
+        shape += bool(bad & set(SHAPES))
+        colour += bool(bad & set(COLOURS))
+        exact += answer.strip() == reference
+        formed += well_formed(answer)
+        length += len(answer.split())
     n = len(answers)
     return {
         "chair_s": with_hallucination / n,
         "chair_i": wrong / words if words else 0.0,
         "extra_object_rate": extra / n,
+        "shape_error_rate": shape / n,
+        "colour_error_rate": colour / n,
         "exact_rate": exact / n,
+        "well_formed_rate": formed / n,
+        "mean_words": length / n,
         "num_answers": float(n),
     }
 

@@ -8,6 +8,7 @@ policy can learn in a CPU-minute and the evaluator can parse with plain word mat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,3 +89,19 @@ def mentioned(text: str) -> set[str]:
     """Canonical vocabulary words mentioned in ``text`` (lower-cased, punctuation ignored)."""
     tokens = set(text.lower().replace(".", " ").replace(",", " ").replace("?", " ").split())
     return {word for word, syns in SYNONYMS.items() if tokens & set(syns)}
+
+
+def _alternatives(words: Sequence[str]) -> str:
+    return "(?:" + "|".join(re.escape(w) for w in sorted(words)) + ")"
+
+
+# The caption grammar: ``There is a <colour> <shape>( and a <colour> <shape>)*( and a <object>).``
+_PHRASE = rf"a {_alternatives(list(COLOURS))} {_alternatives(SHAPES)}"
+_OBJECT = rf"a {_alternatives(HALLUCINATED_OBJECTS)}"
+WELL_FORMED = re.compile(rf"There is {_PHRASE}(?: and {_PHRASE})*(?: and {_OBJECT})?\.")
+
+
+def well_formed(text: str) -> bool:
+    """Whether ``text`` is one sentence of the caption grammar (true or not: a hallucinated object
+    is grammatical). Broken answers (repeated words, no full stop, truncated) are not."""
+    return WELL_FORMED.fullmatch(text.strip()) is not None

@@ -31,6 +31,7 @@ def _config(base: DamoConfig, name: str, gate: dict[str, str] | None = None) -> 
     config = base.model_copy(deep=True)
     config.registry.model_name = name
     config.registry.gate = gate or {}  # type: ignore[assignment]
+    config.registry.gate_floor = {}  # the tiny preset's quality floor: only where a test sets one
     return config
 
 
@@ -131,6 +132,23 @@ def test_champion_moves_only_when_the_gate_passes(stack_environ: StackEnv, stack
     ungated = _config(stack_config, "ungated")
     result = register_step(ungated, RegisterPaths(model=tmp_path / "m0"))
     assert result["aliases"] == ["candidate"] and "registry.gate is empty" in result["gate"]
+
+
+def test_a_model_that_hallucinates_less_but_writes_worse_is_not_promoted(
+        stack_environ: StackEnv, stack_config: DamoConfig, tmp_path: Path) -> None:
+    config = _config(stack_config, "guarded", {"tiny_world.chair_s": "min"})
+    config.registry.gate_floor = {"tiny_world.well_formed": 0.9}
+    client = registry_client(stack_environ.tracking_uri)
+    results = []
+    for i, (chair_s, well_formed) in enumerate([(0.3, 0.95), (0.1, 0.6)]):
+        metrics = tmp_path / f"{i}.json"
+        metrics.write_text(json.dumps({"tiny_world": {"chair_s": chair_s, "well_formed": well_formed}}))
+        model = _fake_model(tmp_path / f"m{i}", bytes([i]) * 100)
+        results.append(register_step(config, RegisterPaths(model=model, metrics=metrics)))
+    assert [r["aliases"] for r in results] == [["candidate", "champion"], ["candidate"]]
+    assert "quality floor" in results[1]["gate"] and "well_formed 0.6 < 0.9" in results[1]["gate"]
+    assert client.get_model_version_by_alias("guarded", "champion").version == results[0]["version"]
+    assert client.get_model_version("guarded", results[1]["version"]).tags["damo.gate"] == "failed"
 
 
 def test_pull_refuses_a_version_whose_stored_file_was_altered(

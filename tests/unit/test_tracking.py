@@ -86,6 +86,21 @@ def test_promotion_gate(candidate: dict[str, float], champion: dict[str, float] 
     assert ok is passed and reason in why
 
 
+@pytest.mark.parametrize(("candidate", "champion", "passed", "reason"), [
+    # hallucinates less than the champion, but writes worse: refused, even with no champion at all
+    ({"chair": 0.1, "well_formed": 0.8}, {"chair": 0.3, "well_formed": 0.95}, False,
+     "below the quality floor (registry.gate_floor) on well_formed 0.8 < 0.9"),
+    ({"chair": 0.1, "well_formed": 0.8}, None, False, "well_formed 0.8 < 0.9"),
+    ({"chair": 0.1, "well_formed": 0.9}, {"chair": 0.3}, True, "no worse than champion v2"),
+    ({"chair": 0.1}, None, False, "lacks gate metrics ['well_formed']"),
+])
+def test_quality_floor_refuses_a_model_that_writes_worse(candidate: dict[str, float],
+                                                         champion: dict[str, float] | None, passed: bool,
+                                                         reason: str) -> None:
+    ok, why = gate_decision({"chair": "min"}, candidate, champion, "2", {"well_formed": 0.9})
+    assert ok is passed and reason in why
+
+
 def test_gate_directions_and_empty_gate() -> None:
     assert gate_decision({"chair": "min"}, {"chair": 0.2}, {"chair": 0.3}, "4")[0] is True
     assert gate_decision({"chair": "min"}, {"chair": 0.4}, {"chair": 0.3}, "4")[0] is False

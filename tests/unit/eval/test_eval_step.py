@@ -77,7 +77,8 @@ def _hand_world(tmp_path: Path) -> Path:
     folder = tmp_path / "world" / "benchmark"
     objects = {"red": ["red"], "blue": ["blue"], "circle": ["circles"], "square": ["squares"],
                "dog": ["dogs"]}
-    write_json(folder / "vocabulary.json", {"objects": objects})
+    grammar = r"There is a (?:red|blue) (?:circle|square)(?: and a dog)?\."
+    write_json(folder / "vocabulary.json", {"objects": objects, "grammar": grammar})
     write_jsonl(folder / "tiny_world.jsonl", [
         {"id": "t1", "image": "images/t1.png", "question": "What do you see?", "truth": ["red", "circle"]},
         {"id": "t2", "image": "images/t2.png", "question": "What do you see?", "truth": ["blue", "square"]}])
@@ -90,7 +91,8 @@ def test_answers_file_is_scored_without_generating(tmp_path: Path, capsys: pytes
     Greedy (→ tiny_world_greedy): t1 "blue circle" → blue hallucinated (1 of 2), t2 "Squares!" → 0 of 1:
     chair_response 1/2, chair_mention 1/3, recall (1 + 1)/4.
     Probe rates: sampled exact 1/2 (t2), extra objects 1/2 (dog is in no image's truth); greedy exact 0
-    ({blue, circle} ≠ {red, circle}; {square} ≠ {blue, square}), extra objects 0 (blue is t2's)."""
+    ({blue, circle} ≠ {red, circle}; {square} ≠ {blue, square}), extra objects 0 (blue is t2's).
+    Well-formed (the vocabulary's grammar): both sampled answers; greedy "Squares!" is not → 1/2."""
     folder = _hand_world(tmp_path)
     answers = write_jsonl(tmp_path / "answers.jsonl", [
         {"id": "t1", "decoding": "sampled", "answer": "There is a red circle and a dog."},
@@ -111,6 +113,10 @@ def test_answers_file_is_scored_without_generating(tmp_path: Path, capsys: pytes
     sampled, greedy = metrics["tiny_world"], metrics["tiny_world_greedy"]
     assert (sampled["exact"], sampled["extra_object_rate"]) == (0.5, 0.5)
     assert (greedy["exact"], greedy["extra_object_rate"]) == (0, 0)
+    assert (sampled["well_formed"], greedy["well_formed"]) == (1.0, 0.5)
+    assert printed["headline"]["tiny_world_greedy.well_formed"] == 0.5
+    report = (out / "report.md").read_text()
+    assert report.index("| extra_object_rate |") < report.index("| avg_length |")  # headlines lead
     assert (out / "config.yaml").is_file() and (out / "result.json").is_file()
     assert "## tiny_world_greedy" in (out / "report.md").read_text()
     assert "Scorer: CHAIR: damo rule lemmatiser (tiny world vocabulary)" in (out / "report.md").read_text()

@@ -1,9 +1,12 @@
-"""On the tiny world with its pre-trained CLIP, constructed-easy pairs get a larger δ than hard ones.
+"""On the tiny world with its pre-trained CLIP, easy pairs get a larger δ than hard ones.
 
-Easy pairs' rejected answers add an absent object; hard ones get a colour or shape wrong (the tiny
-world's ``hardness`` column). Measured on the ``tiny`` preset world (3000 pairs; bf16 towers, the CI
-box's ``auto``): mean δ easy 0.999 vs hard 0.769, AUC 0.774 (fp32: 0.999 vs 0.770, AUC 0.773); on
-the first 400 pairs, which this test scores to stay fast: 0.999 vs 0.797, AUC 0.777.
+The world's ``hardness`` column is measured: a pair is hard when the SFT policy prefers its true
+answer by less than 1 nat, or CLIP does not prefer it (damo.tinyworld.hardness) — in practice most
+wrong-shape pairs. δ (the score step) and the CLIP half of that rule share the CLIP, so part of the
+separation is by construction; the SFT half is independent of it. Measured on the ``tiny`` preset
+world (3000 pairs, fp32): mean δ easy 0.986 vs hard 0.411, AUC 0.973; on the first 400 pairs, which
+this test scores to stay fast: 0.987 vs 0.515 (324 easy, 76 hard), AUC 0.970. (With the old
+construction-based label, hard = any wrong attribute: 0.999 vs 0.770, AUC 0.773.)
 """
 
 from __future__ import annotations
@@ -40,5 +43,5 @@ def test_easy_pairs_get_larger_delta_than_hard_pairs(tiny_world: Path, tmp_path:
     easy = np.array([r["delta"] for r in rows if r["hardness"] == "easy"])
     hard = np.array([r["delta"] for r in rows if r["hardness"] == "hard"])
     assert len(easy) > 50 and len(hard) > 50
-    assert easy.mean() > hard.mean() + 0.1, (easy.mean(), hard.mean())
-    assert auc(easy, hard) > 0.65, auc(easy, hard)
+    assert easy.mean() > hard.mean() + 0.3, (easy.mean(), hard.mean())
+    assert auc(easy, hard) > 0.9, auc(easy, hard)

@@ -101,7 +101,8 @@ def test_ui_parameters_default_to_the_config(paper_pipeline: tuple[dict, dict]) 
     assert config_from_yaml(params["config"]["defaultValue"]) == config
     assert params["base_model"]["defaultValue"] == "llava-hf/llava-1.5-7b-hf"
     assert params["arm"]["defaultValue"] == "dama" and params["beta"]["defaultValue"] == 0.1
-    assert params["gate"]["defaultValue"] == {"object_halbench.chair_response": "min"}
+    assert params["gate"]["defaultValue"] == {"object_halbench.chair_response": "min",
+                                              "llava_bench.relative_score": "max"}
     assert params["gpus"]["defaultValue"] == 4
 
 

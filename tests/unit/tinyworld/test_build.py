@@ -15,6 +15,7 @@ from damo.config import load_config
 from damo.data.dataset import BASE_COLUMNS, PreferenceDataset
 from damo.tinyworld import build
 from damo.tinyworld.clip import load_clip_folder
+from damo.tinyworld.hardness import classify
 from damo.tinyworld.tokenizer import prompt
 from damo.tinyworld.vocab import mentioned
 
@@ -25,11 +26,14 @@ QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pa
 def test_dataset_follows_the_contract(tiny_world_quick: Path) -> None:
     data = PreferenceDataset(tiny_world_quick / "data", verify=True)
     assert set(BASE_COLUMNS) <= set(data.columns)
-    assert {"hardness", "kind", "truth", "hallucinated"} <= set(data.columns)
+    measured = {"hardness", "kind", "truth", "hallucinated", "swapped", "clip_margin", "sft_margin"}
+    assert measured <= set(data.columns)
     assert len(data) == 64 and data.manifest.splits == {"train": 58, "validation": 6}
     rows = data.read().to_pylist()
     assert len({r["id"] for r in rows}) == 64
     assert {r["hardness"] for r in rows} <= {"easy", "hard"} and all(r["hardness"] for r in rows)
+    for r in rows:  # hardness is the recorded margins, cut at tiny_world.hard_margin
+        assert r["hardness"] == classify(r["clip_margin"], r["sft_margin"], hard_margin=1.0)
     assert all(Image.open(__import__("io").BytesIO(r["image"])).size == (48, 48) for r in rows)
     assert data.manifest.reports["tiny_world"]["hardness"]
 

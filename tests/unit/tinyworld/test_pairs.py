@@ -1,4 +1,5 @@
-"""Pairs of the tiny world: chosen is the truth, rejected adds exactly one absent word."""
+"""Pairs of the tiny world: chosen is the truth, rejected adds exactly one absent word; label noise
+swaps a configured share of the training pairs only; hardness is a measurement, not the edit kind."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ import random
 import pytest
 
 from damo.config import TinyWorldConfig
+from damo.tinyworld.hardness import classify
 from damo.tinyworld.images import random_scene
-from damo.tinyworld.pairs import all_rejections, noisy_caption, pair_rows, with_wrong_attribute
+from damo.tinyworld.pairs import (
+    all_rejections,
+    noisy_caption,
+    pair_rows,
+    true_and_hallucinating,
+    with_wrong_attribute,
+)
 from damo.tinyworld.vocab import HALLUCINATED_OBJECTS, Scene, Shape, describe, mentioned
 
 CFG = TinyWorldConfig(num_pairs=200)
@@ -20,12 +28,12 @@ def test_chosen_is_the_truth_and_rejected_adds_one_absent_word() -> None:
         assert row["rejected"] != row["chosen"]
         absent = mentioned(row["rejected"]) - set(row["truth"])
         assert absent == set(row["hallucinated"]) and len(absent) == 1
-        assert row["hardness"] == ("easy" if row["kind"] == "extra_object" else "hard")
+        assert not row["swapped"]
+        assert row["hardness"] is None  # measured later, by the build, with the trained models
 
 
-def test_both_hardness_levels_and_all_kinds_occur() -> None:
+def test_all_kinds_and_both_splits_occur() -> None:
     rows = [row for _, row in pair_rows(CFG, seed=0)]
-    assert {r["hardness"] for r in rows} == {"easy", "hard"}
     assert {r["kind"] for r in rows} == {"extra_object", "wrong_colour", "wrong_shape"}
     assert {r["split"] for r in rows} == {"train", "validation"}
 
@@ -51,3 +59,27 @@ def test_a_scene_with_every_colour_and_shape_cannot_get_a_wrong_attribute() -> N
                    [("red", "circle"), ("green", "square"), ("blue", "triangle"), ("yellow", "circle")])
     with pytest.raises(ValueError, match="no absent attribute"):
         with_wrong_attribute(Scene(shapes), random.Random(0))
+
+
+def test_label_noise_swaps_that_share_of_training_pairs_and_no_validation_pair() -> None:
+    clean = [row for _, row in pair_rows(TinyWorldConfig(num_pairs=2000), seed=0)]
+    noisy = [row for _, row in pair_rows(TinyWorldConfig(num_pairs=2000, label_noise=0.3), seed=0)]
+    train = [r for r in noisy if r["split"] == "train"]
+    share = sum(r["swapped"] for r in train) / len(train)
+    assert 0.26 < share < 0.34, share
+    assert not any(r["swapped"] for r in noisy if r["split"] == "validation")
+    for c, n in zip(clean, noisy):  # same scenes and edits; swapped pairs exchange the two answers
+        assert c["image"] == n["image"] and c["kind"] == n["kind"]
+        assert true_and_hallucinating(n) == (c["chosen"], c["rejected"])
+        assert (n["chosen"], n["rejected"]) == ((c["rejected"], c["chosen"]) if n["swapped"]
+                                                else (c["chosen"], c["rejected"]))
+
+
+@pytest.mark.parametrize(("clip_margin", "sft_margin", "expected"), [
+    (0.2, 5.0, "easy"),    # both judges clearly prefer the truth
+    (0.2, 0.5, "hard"),    # the SFT policy barely prefers it (below 1 nat)
+    (0.2, -2.0, "hard"),   # the SFT policy ranks it wrong
+    (-0.01, 5.0, "hard"),  # CLIP ranks it wrong
+])
+def test_a_pair_is_hard_when_either_judge_barely_prefers_the_truth(clip_margin, sft_margin, expected) -> None:
+    assert classify(clip_margin, sft_margin, hard_margin=1.0) == expected

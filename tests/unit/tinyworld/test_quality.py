@@ -29,3 +29,31 @@ def test_pretrained_world_has_a_useful_clip_and_a_hallucinating_policy(tiny_worl
     assert 0.1 < sampled["chair_i"] < 0.8
     assert 0.1 < sampled["extra_object_rate"] < 0.8
     assert greedy["extra_object_rate"] < sampled["extra_object_rate"]
+
+
+def test_attribute_errors_well_formedness_and_length_are_counted_per_answer() -> None:
+    from damo.tinyworld.quality import answer_stats
+
+    truth, reference = ["circle", "red"], "There is a red circle."
+    answers = ["There is a red circle.",            # exact
+               "There is a red square and a dog.",  # wrong shape + extra object, still grammatical
+               "There is a blue circle.",           # wrong colour
+               "There is a red red circle"]         # broken: repeated word, no full stop
+    stats = answer_stats(answers, [truth] * 4, [reference] * 4)
+    assert stats["exact_rate"] == 0.25 and stats["extra_object_rate"] == 0.25
+    assert stats["shape_error_rate"] == 0.25 and stats["colour_error_rate"] == 0.25
+    assert stats["well_formed_rate"] == 0.75
+    assert stats["mean_words"] == (5 + 8 + 5 + 6) / 4
+
+
+@pytest.mark.slow
+def test_hard_pairs_are_the_ones_the_sft_model_or_clip_barely_gets_right(tiny_world: Path) -> None:
+    """Measured on the preset world (seed 0): 17.7% of pairs hard; 69% of wrong-shape pairs (the SFT
+    model ranks 71% of them right, CLIP 85%), 0.1% of extra-object pairs, no wrong-colour pair (both
+    judges rank all of those right): hardness is a property of what the models can see, not of the
+    edit that made the pair."""
+    measured = json.loads((tiny_world / "report.json").read_text())["pairs_measured"]
+    assert 0.05 < measured["all"]["hard_share"] < 0.5
+    assert measured["wrong_shape"]["hard_share"] > 0.5 > 0.05 > measured["wrong_colour"]["hard_share"]
+    assert measured["extra_object"]["hard_share"] < 0.05
+    assert measured["wrong_shape"]["sft_ranks_right"] < 0.9 < measured["wrong_colour"]["sft_ranks_right"]

@@ -1,0 +1,25 @@
+"""The one-command demo (`damo run --config tiny`) is set up to help visibly and honestly: it holds out
+pairs, trains the step count the sweep found safe, reports sampled rates first, and promotes only a
+model whose answers stay well-formed."""
+
+from __future__ import annotations
+
+from damo.config import load_config
+
+
+def test_the_demo_holds_out_pairs_and_trains_a_bounded_number_of_steps() -> None:
+    config = load_config("tiny")
+    assert config.ingest.validation_fraction > 0  # ingest re-splits: 0 would train on every pair
+    assert config.train.max_steps == 80 and config.train.lr_schedule == "constant"
+
+
+def test_the_demo_reports_sampled_rates_first() -> None:
+    decodings = load_config("tiny").evaluate.decoding["tiny_world"]
+    assert decodings[0].do_sample and decodings[0].samples >= 4  # primary: group "tiny_world"
+    assert not decodings[1].do_sample
+
+
+def test_the_demo_promotes_only_well_formed_models() -> None:
+    registry = load_config("tiny").registry
+    assert registry.gate_floor == {"tiny_world.well_formed": 0.9}
+    assert registry.gate  # and compares hallucination with the champion

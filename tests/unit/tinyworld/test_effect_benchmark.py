@@ -1,0 +1,51 @@
+"""benchmarks/tiny_effect.py: its noisy dataset is the one a noisy world would have, and arms are
+compared at matched drift (an arm cannot win by moving further from the reference)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from damo.config import load_config
+from damo.data.dataset import PreferenceDataset
+from damo.tinyworld import build
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+import tiny_effect
+
+QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
+         "tiny_world.eval_images=8")
+
+
+def test_noisy_copy_equals_the_dataset_of_a_world_built_with_label_noise(tiny_world_quick: Path,
+                                                                          tmp_path: Path) -> None:
+    build(load_config("tiny", (*QUICK, "tiny_world.label_noise=0.3")), tmp_path / "noisy-world")
+    built = PreferenceDataset(tmp_path / "noisy-world" / "data").read().to_pylist()
+    copy = tiny_effect.noisy_copy(tiny_world_quick, 0.3, tmp_path / "copy")
+    copied = PreferenceDataset(copy).read().to_pylist()
+    assert copied == built
+    assert any(r["swapped"] for r in copied)
+    assert not any(r["swapped"] for r in copied if r["split"] == "validation")
+
+
+def test_interpolation_is_linear_between_points_and_undefined_outside() -> None:
+    curve = [(2.0, 0.1), (0.0, 0.4), (0.5, 0.2)]
+    assert tiny_effect.interpolate(curve, 1.25) == pytest.approx(0.15)
+    assert tiny_effect.interpolate(curve, 0.5) == pytest.approx(0.2)
+    assert tiny_effect.interpolate(curve, 3.0) is None
+
+
+def test_matched_drift_compares_at_the_dpo_runs_kl() -> None:
+    """dama reaches 0.2 at KL 0.5 and 0.1 at KL 2: at dpo's KL 1.25 it stands at 0.15. dpo's 0.18
+    there loses, although dama's own 80-step run (0.2) has a higher rate than dpo's."""
+    runs = {
+        "dama-80": {"arm": "dama", "seed": 0, "steps": 80, "kl": 0.5, tiny_effect.HEADLINE: 0.2},
+        "dama-160": {"arm": "dama", "seed": 0, "steps": 160, "kl": 2.0, tiny_effect.HEADLINE: 0.1},
+        "dpo-80": {"arm": "dpo", "seed": 0, "steps": 80, "kl": 1.25, tiny_effect.HEADLINE: 0.18},
+        "dpo-160": {"arm": "dpo", "seed": 0, "steps": 160, "kl": 4.0, tiny_effect.HEADLINE: 0.05},
+    }
+    rows = tiny_effect.matched_drift(runs, {tiny_effect.HEADLINE: 0.4}, "dama")
+    assert [(r["steps"], r["wins"]) for r in rows] == [(80, True), (160, None)]  # 160: beyond dama's KL
+    assert rows[0]["dama"] == pytest.approx(0.15) and rows[0]["drift"] == 1.25
