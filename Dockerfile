@@ -52,8 +52,7 @@ RUN pip install --no-deps . && pip check \
 # `damo image build` from the checkout's verified data folder (scripts/install_nltk_data.sh) and
 # checked again here against the same checksums.
 COPY nltk_data /opt/damo/nltk_data
-COPY wordnet-3.0.sha256 /opt/damo/wordnet-3.0.sha256
-RUN cd /opt/damo/nltk_data/corpora/wordnet && sha256sum --quiet -c /opt/damo/wordnet-3.0.sha256
+RUN cd /opt/damo/nltk_data/corpora/wordnet && sha256sum --quiet -c /opt/damo/nltk_data/wordnet-3.0.sha256
 ENV DAMO_NLTK_DATA=/opt/damo/nltk_data
 
 # A non-root user. KFP's launcher writes input artifacts under /gcs, /minio and /s3, so those are

@@ -336,7 +336,9 @@ def verify_folder(folder: Path, recorded_sha256: str | None) -> int:
     if _manifest_sha256(manifest) != recorded_sha256:
         raise RegistryError(f"{manifest_path} differs from the manifest recorded in MLflow at registration "
                             f"({MANIFEST_TAG}={recorded_sha256}): the stored model was altered")
-    unlisted = sorted(set(model_files_any(folder)) - set(listed) - {FILES_MANIFEST})
+    # every entry that is not a directory, links and special files too: only listed files may be there
+    present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or not p.is_dir()}
+    unlisted = sorted(present - set(listed) - {FILES_MANIFEST})
     if unlisted:
         raise RegistryError(f"{folder / unlisted[0]}: not in the registered files manifest "
                             f"({len(unlisted)} unlisted file(s)); refusing a model with extra files")
@@ -347,11 +349,6 @@ def verify_folder(folder: Path, recorded_sha256: str | None) -> int:
         if sha256_file(path) != expected["sha256"]:
             raise RegistryError(f"{path}: sha256 differs from the registered {expected['sha256']}")
     return len(listed)
-
-
-def model_files_any(folder: Path) -> list[str]:
-    """Relative paths of every entry under ``folder`` that is not a directory (links and specials too)."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
 
 
 def fetch_verified(client: Any, model_uri: str, dest: Path) -> tuple[Any, int]:

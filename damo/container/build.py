@@ -30,6 +30,7 @@ from damo.errors import DamoError
 SOURCES = ("Dockerfile", "pyproject.toml", "README.md", "damo", "components", "pipelines", "configs")
 NLTK_DATA = ".cache/nltk_data"  # scripts/install_nltk_data.sh's default destination (DAMO_NLTK_DATA)
 WORDNET_SHA256 = "scripts/wordnet-3.0.sha256"
+NLTK_CONTEXT = "nltk_data"  # the folder of the build context the Dockerfile copies
 CA_FILE = "build-ca.crt"  # the Dockerfile copies it; empty when no --ca-bundle is given
 LOCAL_REPOSITORY = "damo-local/damo"
 TAG_HEX = 16  # hex digits of the context hash in the local tag
@@ -52,13 +53,14 @@ class BuildOptions:
 
 
 def _copy_nltk_data(source: Path, dest: Path) -> None:
-    """The checkout's verified NLTK data (WordNet 3.0, what the tests use) → ``dest/nltk_data``."""
+    """The checkout's verified NLTK data (WordNet 3.0, what the tests use) and its checksums →
+    ``dest/nltk_data`` (the image checks the files against them again)."""
     data = Path(os.environ.get("DAMO_NLTK_DATA") or source / NLTK_DATA)
     if not (data / "corpora" / "wordnet" / "lexnames").is_file():
         raise ImageBuildError(f"NLTK data missing in {data}: run `bash scripts/install_nltk_data.sh` first "
                               "(scripts/install.sh does)")
-    shutil.copytree(data, dest / "nltk_data", ignore=_IGNORED)
-    shutil.copy2(source / WORDNET_SHA256, dest / Path(WORDNET_SHA256).name)
+    shutil.copytree(data, dest / NLTK_CONTEXT, ignore=_IGNORED)
+    shutil.copy2(source / WORDNET_SHA256, dest / NLTK_CONTEXT / Path(WORDNET_SHA256).name)
 
 
 def assemble_context(opts: BuildOptions, dest: Path) -> None:

@@ -9,6 +9,8 @@ import pytest
 
 from damo.container.build import (
     CA_FILE,
+    NLTK_CONTEXT,
+    WORDNET_SHA256,
     SOURCES,
     BuildOptions,
     ImageBuildError,
@@ -28,6 +30,8 @@ def checkout(tmp: Path) -> Path:
         else:
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             (src / rel).write_text(f"{rel}\n")
+    (src / WORDNET_SHA256).parent.mkdir(parents=True, exist_ok=True)
+    (src / WORDNET_SHA256).write_text("checksums\n")
     return src
 
 
@@ -43,12 +47,13 @@ def test_the_context_is_the_dockerfiles_inputs_and_nothing_else(tmp_path: Path) 
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     assemble_context(BuildOptions(source=ROOT, record=tmp_path / "image.json"), ctx)
-    assert sorted(p.name for p in ctx.iterdir()) == sorted([*SOURCES, CA_FILE])
+    assert sorted(p.name for p in ctx.iterdir()) == sorted([*SOURCES, CA_FILE, NLTK_CONTEXT])
+    assert (ctx / NLTK_CONTEXT / "corpora" / "wordnet" / "lexnames").is_file()  # the tests' WordNet
     assert (ctx / CA_FILE).read_bytes() == b""
     assert not list(ctx.rglob("__pycache__")) and not list(ctx.rglob("*.pyc"))
     copied = {line.split()[1].rstrip("/") for line in (ROOT / "Dockerfile").read_text().splitlines()
               if line.startswith("COPY ")}
-    assert copied <= {*SOURCES, CA_FILE}
+    assert copied <= {*SOURCES, CA_FILE, NLTK_CONTEXT}
 
 
 def test_an_unchanged_tree_hashes_the_same_and_any_change_differs(tmp_path: Path) -> None:
