@@ -10,8 +10,8 @@ import pytest
 from damo.container.build import (
     CA_FILE,
     NLTK_CONTEXT,
-    WORDNET_SHA256,
     SOURCES,
+    WORDNET_SHA256,
     BuildOptions,
     ImageBuildError,
     assemble_context,
