@@ -30,6 +30,7 @@ def _boom(*args: Any, **kwargs: Any) -> Any:
 def _ingest(config: DamoConfig, tmp: Path) -> Callable[[], Any]:
     from damo.steps import ingest
 
+    (tmp / "src").mkdir()  # a source that exists: ingest checks it before its run opens
     return lambda: ingest.run(config, ingest.IngestPaths(source=str(tmp / "src"), out=tmp / "out"))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from damo.config import HubConfig, ScoreConfig
+from damo.config import DamoConfig, HubConfig, ScoreConfig
 from damo.hardness.clip import ClipLoadError, load_clip
 from damo.hub import HubRef, parse_hub_id, snapshot_provenance
 from damo.models import ModelError, load_model, model_provenance, resolve_model
@@ -48,7 +48,7 @@ def test_hub_ids_are_told_from_paths_and_uris(text: str, expected: HubRef | None
 
 def test_unpinned_id_resolves_main_offline_to_its_snapshot(hub_cache) -> None:
     cache, commits = hub_cache
-    folder = resolve_model(REPO, hub=HubConfig(cache_dir=str(cache), offline=True))
+    folder = resolve_model(REPO, DamoConfig(hub=HubConfig(cache_dir=str(cache), offline=True)))
     assert folder == cache / "models--damo-test--tiny-llava" / "snapshots" / commits["main"]
     assert model_provenance(REPO, folder) == {"model": REPO, "hub_repo": REPO, "hub_commit": commits["main"]}
     assert load_model(folder, "fp32").config.model_type == "llava"
@@ -58,10 +58,11 @@ def test_unpinned_id_resolves_main_offline_to_its_snapshot(hub_cache) -> None:
 def test_a_pinned_revision_resolves_to_its_commit(hub_cache, pin: str) -> None:
     cache, commits = hub_cache
     revision = commits["v1"] if pin == "commit" else "v1"
-    folder = resolve_model(f"{REPO}@{revision}", hub=HubConfig(cache_dir=str(cache), offline=True))
+    offline = DamoConfig(hub=HubConfig(cache_dir=str(cache), offline=True))
+    folder = resolve_model(f"{REPO}@{revision}", offline)
     assert snapshot_provenance(folder)["hub_commit"] == commits["v1"]
     first, second = (load_model(f, "fp32") for f in (folder, resolve_model(
-        REPO, hub=HubConfig(cache_dir=str(cache), offline=True))))
+        REPO, DamoConfig(hub=HubConfig(cache_dir=str(cache), offline=True)))))
     assert not torch.equal(first.lm_head.weight, second.lm_head.weight), "v1 and main are different models"
 
 
@@ -69,9 +70,9 @@ def test_an_uncached_revision_fails_offline_naming_it(hub_cache) -> None:
     cache, _ = hub_cache
     with pytest.raises(ModelError, match=f"no local folder, and as a Hub id: hub model {REPO}@v2: offline: "
                                          f"revision not found in {cache}"):
-        resolve_model(f"{REPO}@v2", hub=HubConfig(cache_dir=str(cache), offline=True))
+        resolve_model(f"{REPO}@v2", DamoConfig(hub=HubConfig(cache_dir=str(cache), offline=True)))
     with pytest.raises(ModelError, match="other/model"):
-        resolve_model("other/model", hub=HubConfig(cache_dir=str(cache), offline=True))
+        resolve_model("other/model", DamoConfig(hub=HubConfig(cache_dir=str(cache), offline=True)))
 
 
 def test_what_is_neither_path_uri_nor_hub_id_is_refused() -> None:
