@@ -146,7 +146,8 @@ def test_preset_path_runs_on_cpu_with_only_sizes_changed(preset, stack_environ: 
     halbench = metrics["object_halbench"]
     assert halbench["mentions"] == 0 and halbench["chair_response"] is None
     assert registered["aliases"] == ["candidate"]
-    assert registered["gate"] == "candidate lacks gate metrics ['object_halbench.chair_response']"
+    assert registered["gate"] == ("candidate lacks gate metrics "
+                                  "['llava_bench.relative_score', 'object_halbench.chair_response']")
 
 
 def test_the_policy_loads_as_the_preset_asks(preset) -> None:
