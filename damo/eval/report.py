@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from damo import flat
+
 # Rates a reader compares first (fractions; lower is better for the hallucination ones).
 HEADLINES: dict[str, list[str]] = {
     "tiny_world": ["extra_object_rate", "chair_response", "chair_mention", "exact", "well_formed"],
@@ -20,18 +22,12 @@ HEADLINES: dict[str, list[str]] = {
 }
 
 
-def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Nested metrics → ``{"a.b": number}``; non-numbers (names, lists, None) left out."""
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if key == "decoding":  # settings, not results
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, name + "."))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[name] = float(value)
-    return flat
+def flatten(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Nested metrics → ``{"a.b": number}`` (:func:`damo.flat.flatten`); non-numbers (names, lists,
+    None) and the ``decoding`` settings (not results) left out; NaN kept, it is a result too."""
+    return {name: float(value) for name, value in flat.flatten(metrics).items()
+            if "decoding" not in name.split(".")
+            and isinstance(value, int | float) and not isinstance(value, bool)}
 
 
 def _fmt(value: float | None) -> str:
