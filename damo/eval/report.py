@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from damo import flat
+from damo.flat import flatten as flatten_tree
 
 # Rates a reader compares first (fractions; lower is better for the hallucination ones).
 HEADLINES: dict[str, list[str]] = {
@@ -25,7 +25,7 @@ HEADLINES: dict[str, list[str]] = {
 def flatten(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Nested metrics → ``{"a.b": number}`` (:func:`damo.flat.flatten`); non-numbers (names, lists,
     None) and the ``decoding`` settings (not results) left out; NaN kept, it is a result too."""
-    return {name: float(value) for name, value in flat.flatten(metrics).items()
+    return {name: float(value) for name, value in flatten_tree(metrics).items()
             if "decoding" not in name.split(".")
             and isinstance(value, int | float) and not isinstance(value, bool)}
 
