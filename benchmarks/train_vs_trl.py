@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/train_vs_trl.py [--sizes tiny,512,1024,2048] [--steps 8] [--batch 4] [--threads 1]
-                                      [--rounds 2]
+                                      [--rounds 2] [--max-grad-norm 1.0|none]
 
 Sizes: ``tiny`` is the tiny world's LLaVA (CLIP tower 48 px, Llama width 96, 3 layers); a number is
 that Llama width with 8 layers (the tiny world's CLIP tower and 400-word vocabulary): 512 ≈ 21M,
@@ -22,7 +22,10 @@ its own fresh subprocess so that its peak memory is its own, rounds alternating 
   TRL from the policy's path (``ref_model=None``), TRL's default optimizer (torch's fused AdamW).
 
 Both: the same model, pairs, batch, token sequences (the same chat-template text), thread count, fp32,
-vision tower frozen, lr/β/clipping, constant schedule, no weight decay. The data set is one batch, so
+vision tower frozen, lr/β/clipping, constant schedule, no weight decay. ``--max-grad-norm`` sets the
+clipping of both (default 1.0, damo's and TRL's default); ``none`` turns it off on both sides, which
+lets damo's one-process engine step each parameter inside the backward (its gradients never all
+exist at once; TRL has no such mode). The data set is one batch, so
 every step sees the same pairs on both sides.
 
 Measured per side: steady pairs/s (median over steps after the first two, from the time between
@@ -60,6 +63,7 @@ BETA = 0.1
 MATCH_TOLERANCE = 1e-4
 SKIPPED_STEPS = 2  # warm-up steps left out of the steady rate
 MIB = 2**20
+CLIP = 1.0  # max_grad_norm both sides default to (damo and TRL)
 
 
 def size_overrides(size: str) -> tuple[str, ...]:
@@ -69,6 +73,16 @@ def size_overrides(size: str) -> tuple[str, ...]:
     if not size.isdigit():
         raise SystemExit(f"--sizes: {size!r} is neither 'tiny' nor a width such as 1024")
     return (f"tiny_world.text_width={size}", f"tiny_world.text_layers={WIDE_LAYERS}")
+
+
+def grad_norm(text: str) -> float | None:
+    """``--max-grad-norm``: a positive number, or ``none`` for no clipping."""
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a positive norm, or none")
+    return value
 
 
 def high_water_mark() -> int:
@@ -124,7 +138,7 @@ def prepare(work: Path, size: str, batch: int) -> None:
     reference(load_config("tiny"), ReferencePaths(work / "pairs", policy, work / "ref"))
 
 
-def run_ours(data: Path, model: Path, out: Path, steps: int, batch: int,
+def run_ours(data: Path, model: Path, out: Path, steps: int, batch: int, max_grad_norm: float | None,
              overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     from damo.config import load_config
     from damo.data.dataset import PreferenceDataset
@@ -135,7 +149,8 @@ def run_ours(data: Path, model: Path, out: Path, steps: int, batch: int,
         "train.loss.arm=dpo", f"train.loss.beta={BETA}", f"train.learning_rate={LR}", "train.weight_decay=0",
         f"train.global_batch_size={batch}", f"train.micro_batch_size={batch}", f"train.max_steps={steps}",
         "train.logging_steps=1", f"train.save_steps={steps}", "train.lr_schedule=constant",
-        "train.warmup_ratio=0", *overrides,
+        "train.warmup_ratio=0", f"train.max_grad_norm={'null' if max_grad_norm is None else max_grad_norm}",
+        *overrides,
     ])
     clock = StepClock(steps)
     step = Trainer.train_step
@@ -184,7 +199,7 @@ def trl_dataset(data: Path, processor: Any) -> Any:
     })
 
 
-def run_trl(data: Path, model_dir: Path, out: Path, steps: int, batch: int,
+def run_trl(data: Path, model_dir: Path, out: Path, steps: int, batch: int, max_grad_norm: float | None,
             options: dict[str, Any] | None = None) -> dict[str, Any]:
     from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
     from trl import DPOConfig, DPOTrainer
@@ -212,7 +227,7 @@ def run_trl(data: Path, model_dir: Path, out: Path, steps: int, batch: int,
         output_dir=str(out), per_device_train_batch_size=batch, max_steps=steps, learning_rate=LR, beta=BETA,
         logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, bf16=False, max_length=None,
         remove_unused_columns=False, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-        max_grad_norm=1.0, dataloader_num_workers=0,
+        max_grad_norm=max_grad_norm or 0.0, dataloader_num_workers=0,  # 0: TRL does not clip
     )
     args = DPOConfig(**{**settings, **(options or {})})
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=trl_dataset(data, processor),
@@ -226,12 +241,12 @@ def run_trl(data: Path, model_dir: Path, out: Path, steps: int, batch: int,
     }
 
 
-def child(side: str, work: Path, steps: int, batch: int, threads: int) -> None:
+def child(side: str, work: Path, steps: int, batch: int, threads: int, max_grad_norm: float | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
     fn = run_ours if side == "ours" else run_trl
-    result = fn(work / "ref", work / "world" / "policy", work / f"out-{side}", steps, batch)
+    result = fn(work / "ref", work / "world" / "policy", work / f"out-{side}", steps, batch, max_grad_norm)
     (work / f"{side}.json").write_text(json.dumps(result))
 
 
@@ -243,7 +258,8 @@ def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(work / f"out-{side}", ignore_errors=True)
     (work / f"{side}.json").unlink(missing_ok=True)
     subprocess.run([sys.executable, __file__, "--side", side, "--work", str(work), "--steps", str(args.steps),
-                    "--batch", str(args.batch), "--threads", str(args.threads)], check=True)
+                    "--batch", str(args.batch), "--threads", str(args.threads),
+                    "--max-grad-norm", str(args.max_grad_norm).lower()], check=True)
     result: dict[str, Any] = json.loads((work / f"{side}.json").read_text())
     return result
 
@@ -265,6 +281,7 @@ def measure_size(work: Path, args: argparse.Namespace) -> dict[str, dict[str, An
 
 def report(sizes: list[str], results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace) -> None:
     print(f"\ndamo vs TRL: {args.batch} pairs/step, {args.steps} steps, {args.threads} thread(s), CPU, "
+          f"max_grad_norm {args.max_grad_norm}, "
           f"best of {args.rounds} alternating rounds; load average at the end {os.getloadavg()[0]:.1f}")
     print(f"{'size':>6} {'damo p/s':>9} {'TRL p/s':>8} {'ratio':>6} {'damo p/cpu-s':>13} {'TRL p/cpu-s':>12} "
           f"{'ratio':>6} {'damo MiB':>9} {'TRL MiB':>8} {'ratio':>6}")
@@ -292,11 +309,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--max-grad-norm", type=grad_norm, default=CLIP, help="clipping, both sides; none")
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        child(args.side, args.work, args.steps, args.batch, args.threads)
+        child(args.side, args.work, args.steps, args.batch, args.threads, args.max_grad_norm)
         return
     if args.steps <= SKIPPED_STEPS:
         raise SystemExit(f"--steps must exceed the {SKIPPED_STEPS} warm-up steps left out of the rate")

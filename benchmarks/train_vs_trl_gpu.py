@@ -122,7 +122,7 @@ def child(side: str, work: Path, args: argparse.Namespace) -> None:
     out, data, model = work / f"out-{side}", work / "ref", work / "big"
     if side == "ours":
         overrides = ("train.precision=bf16", f"train.gradient_checkpointing={args.gradient_checkpointing}")
-        result = cpu.run_ours(data, model, out, args.steps, args.batch, overrides)
+        result = cpu.run_ours(data, model, out, args.steps, args.batch, cpu.CLIP, overrides)
     else:
         # HF's Trainer sets DeepSpeed/FSDP up through torch.distributed even on one device.
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
@@ -130,7 +130,7 @@ def child(side: str, work: Path, args: argparse.Namespace) -> None:
         backend = {"deepspeed": {"deepspeed": ZERO2}, "fsdp": {"fsdp": "full_shard"}}[args.trl_backend]
         options = {"use_cpu": False, "bf16": True, "gradient_checkpointing": args.gradient_checkpointing,
                    **backend}
-        result = cpu.run_trl(data, model, out, args.steps, args.batch, options)
+        result = cpu.run_trl(data, model, out, args.steps, args.batch, cpu.CLIP, options)
     (work / f"{side}.json").write_text(json.dumps(result))
 
 

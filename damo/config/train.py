@@ -56,6 +56,11 @@ class TrainConfig(Section):
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(200, ge=1)
     keep_checkpoints: int = Field(2, ge=1)  # older complete checkpoints are deleted
-    max_grad_norm: float = Field(1.0, gt=0)
+    # Clip to this global gradient norm; null: no clipping, which at one fp32 process with no gradient
+    # accumulation lets each parameter's AdamW step run inside the backward (its gradient then freed).
+    max_grad_norm: float | None = Field(1.0, gt=0)
     # Response positions that get full-vocabulary logits at once (bounds logits memory).
     logps_chunk_tokens: int = Field(1024, ge=1)
+    # Llama-family MLP and RMSNorm blocks save only what their backward needs (damo.train.lean):
+    # the same values, gradients equal to ~1e-6, fewer activation bytes. False: the stock forwards.
+    lean_activations: bool = True

@@ -1,16 +1,19 @@
-"""DeepSpeed around the policy: the process group, the DS config from the presets, the engine.
+"""The training engine around the policy: the process group, the layout, DeepSpeed's config, the engine.
 
 The ZeRO presets ship as package data (``configs/deepspeed/zero2.json``, ``zero3.json``); batch sizes,
 gradient accumulation, clipping and bf16 are filled in from ``train``. The optimizer is a client torch
 AdamW (no JIT-built DeepSpeed Adam op; torch's fused kernel where the device has one), the lr schedule
-a client ``LambdaLR`` that DeepSpeed steps and checkpoints.
+a client ``LambdaLR`` that the engine steps and checkpoints.
 
-The layout follows the world size (:func:`plan`). Across ranks: ZeRO at ``train.zero_stage``, gradients
-all-reduced. At one process nothing that only pays off across ranks: ZeRO partitions over ranks, so
-at one rank stage 1-3 only add an fp32 copy of the weights, 200M-element gradient buckets and copies
-into them; and the all-reduce of a one-rank group is a flatten, an identity and a copy back of every
-gradient. One process therefore runs stage 0 with the all-reduce switched off (numerically the same
-update: the one-rank mean is the identity). The chosen layout is logged with the run (``plan``).
+The layout follows the world size (:func:`plan`). Across ranks: DeepSpeed, ZeRO at
+``train.zero_stage``, gradients all-reduced. At one process nothing that only pays off across ranks:
+ZeRO partitions over ranks, so at one rank stage 1-3 only add an fp32 copy of the weights,
+200M-element gradient buckets and copies into them; the all-reduce of a one-rank group is a flatten,
+an identity and a copy back of every gradient; and DeepSpeed itself, imported, costs ~250 MiB of
+resident memory (its autotuner imports MLflow and pandas). One fp32 process therefore trains on
+:class:`~damo.train.local_engine.LocalEngine` (plain torch, DeepSpeed's stage-0 arithmetic); a bf16 one
+on DeepSpeed at stage 0 with the all-reduce switched off (the one-rank mean is the identity). The
+chosen layout is logged with the run (``plan``).
 """
 
 from __future__ import annotations
@@ -45,28 +48,27 @@ def _free_port() -> int:
 def init_distributed() -> tuple[int, int]:
     """Join (or, in a plain single process, create) the process group; returns (rank, world_size).
 
-    A launcher (torchrun, the deepspeed launcher, a Kubeflow job) sets RANK/WORLD_SIZE/MASTER_*; a
-    single process started any other way (the CLI, a test) gets a one-rank group on loopback.
+    A launcher (torchrun, the deepspeed launcher, a Kubeflow job) sets RANK/WORLD_SIZE/MASTER_*: the
+    ranks join through DeepSpeed, which trains them. A single process started any other way (the CLI,
+    a test) gets a one-rank group on loopback from torch alone: importing DeepSpeed there would cost
+    its memory for nothing when the one-process engine trains (:func:`plan`); should DeepSpeed train
+    it after all (bf16), ``deepspeed.initialize`` adopts this group.
     """
-    os.environ.setdefault("DS_ACCELERATOR", device.accelerator_name())
-    import deepspeed
     import torch.distributed as dist
 
     if not dist.is_initialized():
         if "RANK" in os.environ:
+            os.environ.setdefault("DS_ACCELERATOR", device.accelerator_name())
+            import deepspeed
+
             deepspeed.init_distributed(dist_backend=device.dist_backend())
         else:
-            # Set only for the init: left in os.environ they would make every subprocess this process
-            # starts (a `damo train` under test, the workers of a launch) join this one-rank group.
-            # LOCAL_RANK stays: DeepSpeed's engine reads it, and no launcher trusts an inherited one.
+            # Explicit rank/size/address rather than the environment: set there they would make every
+            # subprocess this process starts (a `damo train` under test, the workers of a launch) join
+            # this one-rank group. LOCAL_RANK stays: DeepSpeed's engine reads it.
             os.environ.setdefault("LOCAL_RANK", "0")
-            lone = {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": LOOPBACK, "MASTER_PORT": str(_free_port())}
-            os.environ.update(lone)
-            try:
-                deepspeed.init_distributed(dist_backend=device.dist_backend())
-            finally:
-                for key in lone:
-                    os.environ.pop(key, None)
+            dist.init_process_group(device.dist_backend(), init_method=f"tcp://{LOOPBACK}:{_free_port()}",
+                                    rank=0, world_size=1)
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -76,18 +78,25 @@ PRESETS = {0: "zero2.json", 1: "zero2.json", 2: "zero2.json", 3: "zero3.json"}
 
 @dataclass(frozen=True)
 class Plan:
-    """How this run trains: the ZeRO stage in effect, whether gradients are all-reduced, the optimizer."""
+    """How this run trains: the engine, the ZeRO stage in effect, whether gradients are all-reduced,
+    the optimizer."""
 
     world_size: int
+    engine: str  # "torch" (damo.train.local_engine, one fp32 process) or "deepspeed"
     zero_stage: int
     gradient_allreduce: bool
     fused_adamw: bool
+    optimizer_in_backward: bool
+    lean_activations: bool
 
     def params(self) -> dict[str, Any]:
         """The run's logged view of the layout (MLflow params, ``result.json``)."""
-        return {"train.world_size": self.world_size, "train.zero_stage_in_effect": self.zero_stage,
+        return {"train.world_size": self.world_size, "train.engine": self.engine,
+                "train.zero_stage_in_effect": self.zero_stage,
                 "train.gradient_allreduce": self.gradient_allreduce,
-                "train.optimizer": "torch AdamW (fused)" if self.fused_adamw else "torch AdamW"}
+                "train.optimizer": "torch AdamW (fused)" if self.fused_adamw else "torch AdamW",
+                "train.optimizer_in_backward": self.optimizer_in_backward,
+                "train.lean_activations": self.lean_activations}
 
 
 def fused_adamw_supported(dev: torch.device) -> bool:
@@ -96,10 +105,15 @@ def fused_adamw_supported(dev: torch.device) -> bool:
 
 
 def plan(config: TrainConfig, world_size: int) -> Plan:
-    """ZeRO as configured across ranks; at one process stage 0 and no all-reduce (see module doc)."""
+    """ZeRO as configured across ranks; at one process stage 0 and no all-reduce (see module doc), on
+    the plain-torch engine unless bf16 needs DeepSpeed's fp32 master weights."""
     many = world_size > 1
-    return Plan(world_size=world_size, zero_stage=config.zero_stage if many else 0, gradient_allreduce=many,
-                fused_adamw=fused_adamw_supported(device.choose_device()))
+    engine = "deepspeed" if many or device.choose_dtype(config.precision) != torch.float32 else "torch"
+    accumulates = config.global_batch_size > config.micro_batch_size * world_size
+    return Plan(world_size=world_size, engine=engine, zero_stage=config.zero_stage if many else 0,
+                gradient_allreduce=many, fused_adamw=fused_adamw_supported(device.choose_device()),
+                optimizer_in_backward=engine == "torch" and config.max_grad_norm is None and not accumulates,
+                lean_activations=config.lean_activations)
 
 
 def deepspeed_config(config: TrainConfig, world_size: int, dtype: torch.dtype) -> dict[str, Any]:
@@ -110,7 +124,7 @@ def deepspeed_config(config: TrainConfig, world_size: int, dtype: torch.dtype) -
     gas = config.global_batch_size // (config.micro_batch_size * world_size)
     ds.update(train_batch_size=config.global_batch_size,
               train_micro_batch_size_per_gpu=config.micro_batch_size,
-              gradient_accumulation_steps=gas, gradient_clipping=config.max_grad_norm,
+              gradient_accumulation_steps=gas, gradient_clipping=config.max_grad_norm or 0.0,
               bf16={"enabled": dtype == torch.bfloat16})
     return ds
 
@@ -135,17 +149,27 @@ def lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 def build_engine(module: torch.nn.Module, config: TrainConfig, world_size: int, dtype: torch.dtype,
                  total_steps: int) -> Any:
-    """``deepspeed.initialize`` in the :func:`plan`'s layout with a client AdamW over the trainable
-    parameters and the lr schedule."""
-    import deepspeed
-
+    """The :func:`plan`'s engine with a client AdamW over the trainable parameters and the lr schedule:
+    :class:`~damo.train.local_engine.LocalEngine` at one fp32 process, else ``deepspeed.initialize``."""
     chosen = plan(config, world_size)
     trainable = [p for p in module.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("the policy has no trainable parameters (everything frozen?)")
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay,
-                                  fused=chosen.fused_adamw or None)
+    def adamw(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                 fused=chosen.fused_adamw or None)
+
     schedule = lr_lambda(config, total_steps)
+    if chosen.engine == "torch":
+        from damo.train.local_engine import LocalEngine
+
+        optimizers = [adamw([p]) for p in trainable] if chosen.optimizer_in_backward else [adamw(trainable)]
+        return LocalEngine(module, optimizers, schedule, config.global_batch_size // config.micro_batch_size,
+                           config.max_grad_norm, in_backward=chosen.optimizer_in_backward)
+    optimizer = adamw(trainable)
+    os.environ.setdefault("DS_ACCELERATOR", device.accelerator_name())
+    import deepspeed
+
     engine, _, _, _ = deepspeed.initialize(
         model=module, optimizer=optimizer, config=copy.deepcopy(deepspeed_config(config, world_size, dtype)),
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),

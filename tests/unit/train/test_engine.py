@@ -39,6 +39,36 @@ def test_one_process_runs_without_zero_and_without_the_all_reduce(stage: int) ->
     assert one.params()["train.gradient_allreduce"] is False
 
 
+@pytest.mark.parametrize(("precision", "world", "engine"), [
+    ("fp32", 1, "torch"),  # one fp32 process: plain torch, DeepSpeed not even imported
+    ("bf16", 1, "deepspeed"),  # bf16 needs DeepSpeed's fp32 master weights
+    ("fp32", 2, "deepspeed"),  # across ranks: DeepSpeed, ZeRO as configured
+])
+def test_the_engine_follows_precision_and_world_size(precision: str, world: int, engine: str) -> None:
+    train = load_config(None, [f"train.precision={precision}", f"train.num_processes={world}"]).train
+    assert plan(train, world_size=world).engine == engine
+    assert plan(train, world_size=world).params()["train.engine"] == engine
+
+
+@pytest.mark.parametrize(("settings", "in_backward"), [
+    (["train.max_grad_norm=null", "train.global_batch_size=4", "train.micro_batch_size=4"], True),
+    (["train.max_grad_norm=1.0", "train.global_batch_size=4", "train.micro_batch_size=4"], False),  # clips
+    (["train.max_grad_norm=null", "train.global_batch_size=8", "train.micro_batch_size=4"], False),  # accum.
+    (["train.max_grad_norm=null", "train.global_batch_size=4", "train.micro_batch_size=4",
+      "train.precision=bf16"], False),  # DeepSpeed's engine
+])
+def test_the_optimizer_steps_in_backward_only_where_it_is_the_same_update(settings: list[str],
+                                                                          in_backward: bool) -> None:
+    train = load_config(None, ["train.precision=fp32", *settings]).train
+    assert plan(train, world_size=1).optimizer_in_backward is in_backward
+    assert plan(train, world_size=1).params()["train.optimizer_in_backward"] is in_backward
+
+
+def test_no_clipping_is_deepspeed_clipping_zero() -> None:
+    train = load_config(None, ["train.max_grad_norm=null"]).train
+    assert deepspeed_config(train, world_size=2, dtype=torch.float32)["gradient_clipping"] == 0.0
+
+
 @pytest.mark.parametrize("stage", [0, 1, 2, 3])
 def test_across_ranks_zero_runs_as_configured(stage: int) -> None:
     train = load_config(None, [f"train.zero_stage={stage}", "train.num_processes=2"]).train

@@ -54,6 +54,7 @@ def test_training_writes_a_loadable_hf_folder_with_card_metrics_and_checkpoints(
     # train.zero_stage=2 is configured; one process runs stage 0 without the all-reduce, and says so
     assert result["layout"]["train.zero_stage_in_effect"] == 0
     assert result["layout"]["train.gradient_allreduce"] is False
+    assert result["layout"]["train.engine"] == "torch"  # fp32 at one process: no DeepSpeed
 
 
 def test_plain_dpo_arm_keeps_every_pair_at_the_base_beta(tiny_reference_pairs: Path, tiny_llava: Path,
