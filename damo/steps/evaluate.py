@@ -55,7 +55,7 @@ def _generate_and_score(config: DamoConfig, model_uri: str,
         bench = benchmarks.get(name)
         choices = benchmarks.decodings(ev, name)
         if bench.judged and any(d.samples > 1 for d in choices):
-            raise ValueError(f"{name}: judged benchmarks take one answer per prompt (decoding samples=1)")
+            raise ConfigError(f"{name}: judged benchmarks take one answer per prompt (decoding samples=1)")
         log.info("%s: %d prompts, decodings %s, model %s", name, len(items), [d.name for d in choices],
                  model_uri)
         for decoding in choices:

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from damo.config import DamoConfig
+from damo.config import ConfigError, DamoConfig
 from damo.errors import DamoError
 from damo.flat import numbers
 from damo.steps.evaluate import EvaluateResult
@@ -77,7 +77,7 @@ def _check_same_world(config: DamoConfig, world: Path) -> None:
     if built.get("seed") != config.seed:
         differ.insert(0, "seed")
     if differ:
-        raise ValueError(f"the tiny world in {world} was built with other settings ({', '.join(differ)}); "
+        raise ConfigError(f"the tiny world in {world} was built with other settings ({', '.join(differ)}); "
                          "delete it to rebuild, or set pipeline.tiny_world_dir to another folder")
 
 
@@ -92,7 +92,7 @@ def ensure_tiny_world(config: DamoConfig, world: Path) -> Path:
         log.info("tiny world: reusing %s", world)
         return world
     if world.exists() and any(world.iterdir()):
-        raise ValueError(f"{world} exists but holds no built tiny world (no world.json): remove it, or "
+        raise ConfigError(f"{world} exists but holds no built tiny world (no world.json): remove it, or "
                          "set pipeline.tiny_world_dir to an empty or absent folder")
     from damo.steps import tiny_world
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from damo.config import DamoConfig, load_config
+from damo.config import ConfigError, DamoConfig, load_config
 
 # UI parameter → the config key it sets. Defaults of the compiled pipeline are read from the config.
 RUN_PARAMETERS: dict[str, str] = {
@@ -55,7 +55,7 @@ def apply_run_parameters(text: str, params: Mapping[str, Any]) -> str:
     """The config text with the UI parameters applied, validated, as one-line JSON text."""
     unknown = set(params) - set(RUN_PARAMETERS)
     if unknown:
-        raise ValueError(f"unknown run parameters {sorted(unknown)}; known: {sorted(RUN_PARAMETERS)}")
+        raise ConfigError(f"unknown run parameters {sorted(unknown)}; known: {sorted(RUN_PARAMETERS)}")
     overrides = [f"{RUN_PARAMETERS[name]}={json.dumps(value)}" for name, value in params.items()]
     return config_text(config_from_yaml(text, overrides))
 

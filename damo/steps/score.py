@@ -21,7 +21,7 @@ from tqdm import tqdm
 from damo import __version__
 from damo.config import DamoConfig
 from damo.contract import TRAIN_SPLIT
-from damo.data.dataset import BASE_COLUMNS, PreferenceDataset, map_dataset
+from damo.data.dataset import BASE_COLUMNS, DatasetError, PreferenceDataset, map_dataset
 from damo.device import has_cuda
 from damo.hardness.clip import load_clip
 from damo.hardness.inputs import ScoreInputs
@@ -59,7 +59,7 @@ def _score(config: DamoConfig, paths: ScorePaths) -> tuple[Scorer, dict[str, Any
     delta = np.concatenate(scorer.deltas)
     train = np.asarray(scorer.splits) == TRAIN_SPLIT
     if not train.any():
-        raise ValueError(f"{paths.data} has no train rows: delta_mean is defined over the training split")
+        raise DatasetError(f"{paths.data} has no train rows: delta_mean is defined over the training split")
     delta_mean = float(delta[train].mean())
     provenance = {
         **clip.provenance,

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from damo import device
-from damo.config import TrainConfig
+from damo.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,8 @@ def build_engine(module: torch.nn.Module, config: TrainConfig, world_size: int, 
     chosen = plan(config, world_size)
     trainable = [p for p in module.parameters() if p.requires_grad]
     if not trainable:
-        raise ValueError("the policy has no trainable parameters (everything frozen?)")
+        raise ConfigError("the policy has no trainable parameters (everything frozen?): check train.lora and "
+                          "train.freeze_vision_tower")
     def adamw(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay,
                                  fused=chosen.fused_adamw or None)

@@ -16,7 +16,7 @@ import torch
 
 from damo import device
 from damo.contract import PAIR_COLUMNS, REFERENCE_COLUMNS, VALIDATION_SPLIT
-from damo.data.dataset import PreferenceDataset
+from damo.data.dataset import DatasetError, PreferenceDataset
 from damo.models import load_model, load_processor
 from damo.train.batch import collate_pairs
 from damo.train.logps import PairLogps
@@ -30,7 +30,7 @@ def heldout_preference(model_dir: Path, data: Path, *, batch_size: int, chunk_to
     dataset.require(*REFERENCE_COLUMNS)
     rows = dataset.read([*PAIR_COLUMNS, *REFERENCE_COLUMNS], split=split).to_pylist()
     if not rows:
-        raise ValueError(f"{data} has no {split!r} pairs to measure held-out preference on")
+        raise DatasetError(f"{data} has no {split!r} pairs to measure held-out preference on")
     dev = device.choose_device()
     scorer = PairLogps(load_model(model_dir, precision).to(dev).eval(), chunk_tokens)
     processor = load_processor(model_dir)

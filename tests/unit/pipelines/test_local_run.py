@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from damo.config import load_config
+from damo.config import ConfigError, load_config
 from damo.steps.evaluate import EvaluateResult
 from damo.steps.local_run import failed_step, latest_run_dir, summary, with_absolute_paths
 from damo.steps.register import RegisterResult
@@ -87,7 +87,7 @@ def test_a_built_world_is_reused_only_with_the_same_settings(tiny_world_quick: P
     before = (tiny_world_quick / "world.json").stat().st_mtime_ns
     assert ensure_tiny_world(load_config("tiny", QUICK_WORLD), tiny_world_quick) == tiny_world_quick
     assert (tiny_world_quick / "world.json").stat().st_mtime_ns == before  # not rebuilt
-    with pytest.raises(ValueError, match=r"built with other settings \(num_pairs\)"):
+    with pytest.raises(ConfigError, match=r"built with other settings \(num_pairs\)"):
         ensure_tiny_world(load_config("tiny", [*QUICK_WORLD, "tiny_world.num_pairs=128"]), tiny_world_quick)
 
 
@@ -115,6 +115,6 @@ def test_a_missing_world_is_built_in_place_and_a_foreign_folder_refused(
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="holds no built tiny world"):
+    with pytest.raises(ConfigError, match="holds no built tiny world"):
         ensure_tiny_world(load_config("tiny", QUICK_WORLD), foreign)
     assert (foreign / "notes.txt").read_text() == "keep me"

@@ -48,7 +48,7 @@ def test_run_parameters_set_their_config_keys_and_are_validated() -> None:
         apply_run_parameters(text, {"arm": "nonsense"})
     with pytest.raises(ConfigError, match="global_batch_size"):
         apply_run_parameters(text, {"gpus": 3})  # 8 pairs cannot split over 3 processes of 8
-    with pytest.raises(ValueError, match="unknown run parameters"):
+    with pytest.raises(ConfigError, match="unknown run parameters"):
         apply_run_parameters(text, {"lr": 1.0})
 
 
