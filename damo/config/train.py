@@ -61,6 +61,3 @@ class TrainConfig(Section):
     max_grad_norm: float | None = Field(1.0, gt=0)
     # Response positions that get full-vocabulary logits at once (bounds logits memory).
     logps_chunk_tokens: int = Field(1024, ge=1)
-    # Llama-family MLP and RMSNorm blocks save only what their backward needs (damo.train.lean):
-    # the same values, gradients equal to ~1e-6, fewer activation bytes. False: the stock forwards.
-    lean_activations: bool = True

@@ -87,7 +87,6 @@ class Plan:
     gradient_allreduce: bool
     fused_adamw: bool
     optimizer_in_backward: bool
-    lean_activations: bool
 
     def params(self) -> dict[str, Any]:
         """The run's logged view of the layout (MLflow params, ``result.json``)."""
@@ -95,8 +94,7 @@ class Plan:
                 "train.zero_stage_in_effect": self.zero_stage,
                 "train.gradient_allreduce": self.gradient_allreduce,
                 "train.optimizer": "torch AdamW (fused)" if self.fused_adamw else "torch AdamW",
-                "train.optimizer_in_backward": self.optimizer_in_backward,
-                "train.lean_activations": self.lean_activations}
+                "train.optimizer_in_backward": self.optimizer_in_backward}
 
 
 def fused_adamw_supported(dev: torch.device) -> bool:
@@ -112,8 +110,7 @@ def plan(config: TrainConfig, world_size: int) -> Plan:
     accumulates = config.global_batch_size > config.micro_batch_size * world_size
     return Plan(world_size=world_size, engine=engine, zero_stage=config.zero_stage if many else 0,
                 gradient_allreduce=many, fused_adamw=fused_adamw_supported(device.choose_device()),
-                optimizer_in_backward=engine == "torch" and config.max_grad_norm is None and not accumulates,
-                lean_activations=config.lean_activations)
+                optimizer_in_backward=engine == "torch" and config.max_grad_norm is None and not accumulates)
 
 
 def deepspeed_config(config: TrainConfig, world_size: int, dtype: torch.dtype) -> dict[str, Any]:

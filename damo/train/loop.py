@@ -31,7 +31,6 @@ from damo.train import checkpoint
 from damo.train.batch import PairBatch, collate_pairs
 from damo.train.data import Schedule, TrainRows, make_schedule, resolve_delta_mean
 from damo.train.engine import all_reduce_sum, build_engine, gather_vector, init_distributed, with_local
-from damo.train.lean import make_lean
 from damo.train.logps import PairLogps
 from damo.train.metrics import StepMetrics
 
@@ -143,8 +142,6 @@ def build_trainer(config: DamoConfig, data: Path, model: str) -> Trainer:
                          gradient_checkpointing=t.gradient_checkpointing)
     module = PairLogps(policy, t.logps_chunk_tokens)
     reference = _reference_module(config, policy, module)
-    if t.lean_activations:  # after the reference copy: a frozen reference saves nothing anyway
-        make_lean(policy)
     engine = build_engine(module, t, world, device.choose_dtype(t.precision), schedule.total_steps)
     return Trainer(config=config, engine=engine, processor=load_processor(model_dir), rows=rows,
                    schedule=schedule, rank=rank, world=world, dev=device.choose_device(),
