@@ -61,6 +61,7 @@ TABLE_KEYS = ["kl", "chosen_shift", "reward_acc", "reward_acc.hard", "reward_acc
               "extra_object_rate_greedy", "shape_error_rate_greedy", "well_formed_rate_greedy"]
 HEADLINE = "extra_object_rate_sampled"  # the rate arms are compared on at matched drift
 WELL_FORMED = "well_formed_rate_sampled"
+FLOOR_METRIC = "tiny_world.well_formed"  # the demo's promotion floor on WELL_FORMED (registry.gate_floor)
 # Drift axes, each 0 at the SFT model: KL(πθ‖πref) per sampled answer, and the damage to writing.
 DRIFT: dict[str, Callable[[dict[str, Any], dict[str, Any]], float]] = {
     "kl": lambda run, before: float(run["kl"]),
@@ -182,6 +183,29 @@ def mean_gap(runs: dict[str, Any], before: dict[str, Any], arm: str, against: st
     return out
 
 
+def best_at_floor(runs: dict[str, Any], arm: str, floor: float) -> dict[int, dict[str, Any]]:
+    """Per seed: ``arm``'s lowest headline rate among its runs whose sampled well-formedness is at or
+    above ``floor`` (the demo's promotion floor), the step count, and ``open``: True when its longest
+    run is still above the floor (more steps might go lower)."""
+    out = {}
+    for seed in sorted({r["seed"] for r in runs.values() if r["arm"] == arm}):
+        mine = sorted((r for r in runs.values() if r["arm"] == arm and r["seed"] == seed),
+                      key=lambda r: r["steps"])
+        fine = [r for r in mine if r[WELL_FORMED] >= floor]
+        best = min(fine, key=lambda r: r[HEADLINE]) if fine else None
+        out[seed] = {"rate": None if best is None else best[HEADLINE],
+                     "steps": None if best is None else best["steps"], "open": mine[-1][WELL_FORMED] >= floor}
+    return out
+
+
+def at_floor(runs: dict[str, Any], arm: str, floor: float, against: str = "dpo") -> list[dict[str, Any]]:
+    """Per seed: both arms' best rate at the well-formedness floor (:func:`best_at_floor`)."""
+    mine, theirs = best_at_floor(runs, arm, floor), best_at_floor(runs, against, floor)
+    return [{"seed": seed, "floor": floor, arm: mine[seed], against: theirs.get(seed),
+             "wins": None if mine[seed]["rate"] is None or theirs.get(seed, {}).get("rate") is None
+             else mine[seed]["rate"] < theirs[seed]["rate"]} for seed in mine]
+
+
 def mean_sd(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3f} ± {statistics.pstdev(values):.3f}" if values else "—"
 
@@ -212,7 +236,19 @@ def tables(results: dict[str, Any]) -> str:
             lines += [f"| {g['seed']} | {g['range'][0]:.3f}–{g['range'][1]:.3f} | "
                       + ("—" if g["gap"] is None else f"{g['gap']:+.4f}") + f" | {g['wins']} |"
                       for g in level.get("mean_gap", {}).get(f"{axis}:{arm}", [])]
+        for arm, rows in level.get("at_floor", {}).items():
+            lines += ["", f"Best {HEADLINE} at sampled well-formedness ≥ the demo's floor (steps; open: "
+                      "the longest run is still above it):", "",
+                      f"| seed | floor | dpo | {arm} | {arm} lower |", "|---" * 5 + "|"]
+            lines += [f"| {m['seed']} | {m['floor']:.2f} | {_best(m['dpo'])} | {_best(m[arm])} | "
+                      f"{m['wins']} |" for m in rows]
     return "\n".join(lines)
+
+
+def _best(best: dict[str, Any] | None) -> str:
+    if not best or best["rate"] is None:
+        return "—"
+    return f"{best['rate']:.3f} ({best['steps']}{', open' if best['open'] else ''})"
 
 
 def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[str, Any]) -> None:
@@ -223,7 +259,7 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
     reference = measure.load(args.world / "policy")
     held, images = measure.held_out(ready, reference), measure.bench(args.world, reference[1])
     level = results["noise"].setdefault(str(noise), {"runs": {}})
-    level["matched_drift"], level["mean_gap"] = {}, {}  # recomputed from all runs at the end
+    level["matched_drift"], level["mean_gap"], level["at_floor"] = {}, {}, {}  # recomputed at the end
 
     def measured(policy: tuple[Any, Any], seed: int) -> dict[str, Any]:
         return {**measure.preference(policy, held),
@@ -244,12 +280,22 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
                                        **measured(measure.load(Path(trained["model"])), seed)}
                 print(name, json.dumps({k: level["runs"][name].get(k) for k in TABLE_KEYS}), flush=True)
                 save(results, args.out)
-    pairs = [(axis, arm) for axis in DRIFT for arm in args.arms if arm != "dpo" and "dpo" in args.arms]
+    compare(level, args.arms, args.overrides)
+    save(results, args.out)
+
+
+def compare(level: dict[str, Any], arms: list[str], overrides: list[str]) -> None:
+    """Every arm against dpo: at matched drift, by the mean gap, and at the well-formedness floor."""
+    from damo.config import load_config
+
+    others = [arm for arm in arms if arm != "dpo" and "dpo" in arms]
+    pairs = [(axis, arm) for axis in DRIFT for arm in others]
     level["matched_drift"] = {f"{axis}:{arm}": matched_drift(level["runs"], level["before"], arm, axis=axis)
                               for axis, arm in pairs}
     level["mean_gap"] = {f"{axis}:{arm}": mean_gap(level["runs"], level["before"], arm, axis=axis)
                          for axis, arm in pairs}
-    save(results, args.out)
+    floor = load_config("tiny", overrides).registry.gate_floor.get(FLOOR_METRIC, 0.0)
+    level["at_floor"] = {arm: at_floor(level["runs"], arm, floor) for arm in others}
 
 
 def save(results: dict[str, Any], out: Path) -> None:

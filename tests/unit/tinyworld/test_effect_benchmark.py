@@ -71,3 +71,19 @@ def test_mean_gap_is_the_average_vertical_distance_over_the_shared_range() -> No
     [mirror] = tiny_effect.mean_gap({k: {**r, "arm": "dpo" if r["arm"] == "dama" else "dama"}
                                      for k, r in runs.items()}, before, "dama")
     assert mirror["gap"] == pytest.approx(-row["gap"])
+
+
+def test_at_floor_takes_each_arms_lowest_rate_among_its_well_formed_runs() -> None:
+    """dama's 160-step run is lower but below the floor; its 80-step run is the one that counts. dpo's
+    longest run is still well-formed, so its curve is open (more steps might go lower)."""
+    wf = tiny_effect.WELL_FORMED
+    runs = {
+        "dama-80": {"arm": "dama", "seed": 0, "steps": 80, tiny_effect.HEADLINE: 0.12, wf: 0.93},
+        "dama-160": {"arm": "dama", "seed": 0, "steps": 160, tiny_effect.HEADLINE: 0.05, wf: 0.80},
+        "dpo-80": {"arm": "dpo", "seed": 0, "steps": 80, tiny_effect.HEADLINE: 0.20, wf: 0.95},
+        "dpo-160": {"arm": "dpo", "seed": 0, "steps": 160, tiny_effect.HEADLINE: 0.15, wf: 0.92},
+    }
+    [row] = tiny_effect.at_floor(runs, "dama", 0.9)
+    assert row["dama"] == {"rate": 0.12, "steps": 80, "open": False}
+    assert row["dpo"] == {"rate": 0.15, "steps": 160, "open": True}
+    assert row["wins"] is True
