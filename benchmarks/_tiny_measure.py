@@ -13,7 +13,8 @@ Benchmark images (held out from every pair), ``samples`` answers each at tempera
 extra objects, shape and colour errors, CHAIR, exactness, well-formedness and length
 (:func:`damo.tinyworld.quality.answer_stats`), plus the drift from the reference:
 ``kl`` = mean over sampled answers y of ``log πθ(y) − log πref(y)``, an unbiased estimate of
-KL(πθ ‖ πref) per answer — what DPO's β bounds, and the axis on which arms are compared.
+KL(πθ ‖ πref) per answer — what DPO's β bounds, and the axis on which arms are compared — and
+``kl_se``, its standard error over the sampled answers.
 """
 
 from __future__ import annotations
@@ -113,11 +114,11 @@ def hallucination(policy: tuple[Any, Any], reference: tuple[Any, Any], images: B
         answers = generate(model, processor, pixels, questions, sample=sample, max_new_tokens=max_new_tokens,
                            seed=seed, batch_size=128)
         stats = answer_stats(answers, [it["truth"] for it in items], [it["reference"] for it in items])
-        out.update({f"{k}_{mode}": v for k, v in stats.items() if k != "num_answers"})
+        out.update({f"{k}_{mode}": v for k, v in stats.items()})  # num_answers_<mode>: for the noise
         out[f"examples_{mode}"] = answers[:: max(1, len(answers) // 6)][:6]  # type: ignore[assignment]
         if sample:
             ref_model, ref_processor = reference
             kl = (logps(model, processor, pixels, questions, answers)
                   - logps(ref_model, ref_processor, pixels, questions, answers))
-            out["kl"] = float(kl.mean())
+            out["kl"], out["kl_se"] = float(kl.mean()), float(kl.std() / len(kl) ** 0.5)
     return out

@@ -30,6 +30,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import math
 import os
 import statistics
 import sys
@@ -60,6 +61,7 @@ TABLE_KEYS = ["kl", "chosen_shift", "reward_acc", "reward_acc.hard", "reward_acc
               "extra_object_rate_greedy", "shape_error_rate_greedy", "well_formed_rate_greedy"]
 HEADLINE = "extra_object_rate_sampled"  # the rate arms are compared on at matched drift
 WELL_FORMED = "well_formed_rate_sampled"
+FLOOR_METRIC = "tiny_world.well_formed"  # the demo's promotion floor on WELL_FORMED (registry.gate_floor)
 # Drift axes, each 0 at the SFT model: KL(πθ‖πref) per sampled answer, and the damage to writing.
 DRIFT: dict[str, Callable[[dict[str, Any], dict[str, Any]], float]] = {
     "kl": lambda run, before: float(run["kl"]),
@@ -133,20 +135,75 @@ def interpolate(curve: list[tuple[float, float]], x: float) -> float | None:
     return None
 
 
+def curve(runs: dict[str, Any], before: dict[str, Any], arm: str, seed: int, axis: str
+          ) -> list[tuple[float, float]]:
+    """One arm's (drift, headline rate) points for one seed, starting at the SFT model's (0, rate)."""
+    return [(0.0, before[HEADLINE])] + [(DRIFT[axis](r, before), r[HEADLINE]) for r in runs.values()
+                                        if r["arm"] == arm and r["seed"] == seed]
+
+
+def rate_se(run: dict[str, Any]) -> float | None:
+    """Binomial standard error of a run's sampled headline rate (None when the count is unknown)."""
+    n, p = run.get("num_answers_sampled"), run[HEADLINE]
+    return None if not n else math.sqrt(p * (1 - p) / n)
+
+
 def matched_drift(runs: dict[str, Any], before: dict[str, Any], arm: str, against: str = "dpo",
                   axis: str = "kl") -> list[dict[str, Any]]:
-    """Per seed and ``against`` step count: both arms' headline rate at ``against``'s drift on ``axis``."""
-    drift = DRIFT[axis]
+    """Per seed and ``against`` step count: both arms' headline rate at ``against``'s drift on ``axis``
+    (``arm``'s interpolated), their difference and the binomial se of ``against``'s rate."""
     out = []
     for seed in sorted({r["seed"] for r in runs.values() if r["arm"] == arm}):
-        mine = [(0.0, before[HEADLINE])] + [(drift(r, before), r[HEADLINE]) for r in runs.values()
-                                             if r["arm"] == arm and r["seed"] == seed]
+        mine = curve(runs, before, arm, seed, axis)
         for r in sorted((r for r in runs.values() if r["arm"] == against and r["seed"] == seed),
                         key=lambda r: r["steps"]):
-            at = interpolate(mine, drift(r, before))
-            out.append({"seed": seed, "steps": r["steps"], "drift": drift(r, before), against: r[HEADLINE],
-                        arm: at, "wins": None if at is None else at < r[HEADLINE]})
+            at = interpolate(mine, DRIFT[axis](r, before))
+            out.append({"seed": seed, "steps": r["steps"], "drift": DRIFT[axis](r, before),
+                        against: r[HEADLINE], arm: at, "diff": None if at is None else at - r[HEADLINE],
+                        "se": rate_se(r), "wins": None if at is None else at < r[HEADLINE]})
     return out
+
+
+def mean_gap(runs: dict[str, Any], before: dict[str, Any], arm: str, against: str = "dpo",
+             axis: str = "kl") -> list[dict[str, Any]]:
+    """Per seed: the mean vertical gap ``arm − against`` between the two arms' piecewise-linear curves
+    (headline rate over drift) across the drift range both reach. Symmetric, unlike
+    :func:`matched_drift`, which interpolates only ``arm``: a chord of a convex curve lies above
+    it, so sparse points of the interpolated arm count against it."""
+    out = []
+    for seed in sorted({r["seed"] for r in runs.values() if r["arm"] == arm}):
+        mine, theirs = curve(runs, before, arm, seed, axis), curve(runs, before, against, seed, axis)
+        lo = max(min(x for x, _ in mine), min(x for x, _ in theirs))
+        hi = min(max(x for x, _ in mine), max(x for x, _ in theirs))
+        xs = sorted({x for x, _ in [*mine, *theirs] if lo <= x <= hi})
+        gaps = [interpolate(mine, x) - interpolate(theirs, x) for x in xs]  # type: ignore[operator]
+        area = sum((x1 - x0) * (g0 + g1) / 2 for (x0, g0), (x1, g1) in itertools.pairwise(zip(xs, gaps)))
+        gap = area / (hi - lo) if hi > lo else None
+        out.append({"seed": seed, "range": [lo, hi], "gap": gap, "wins": None if gap is None else gap < 0})
+    return out
+
+
+def best_at_floor(runs: dict[str, Any], arm: str, floor: float) -> dict[int, dict[str, Any]]:
+    """Per seed: ``arm``'s lowest headline rate among its runs whose sampled well-formedness is at or
+    above ``floor`` (the demo's promotion floor), the step count, and ``open``: True when its longest
+    run is still above the floor (more steps might go lower)."""
+    out = {}
+    for seed in sorted({r["seed"] for r in runs.values() if r["arm"] == arm}):
+        mine = sorted((r for r in runs.values() if r["arm"] == arm and r["seed"] == seed),
+                      key=lambda r: r["steps"])
+        fine = [r for r in mine if r[WELL_FORMED] >= floor]
+        best = min(fine, key=lambda r: r[HEADLINE]) if fine else None
+        out[seed] = {"rate": None if best is None else best[HEADLINE],
+                     "steps": None if best is None else best["steps"], "open": mine[-1][WELL_FORMED] >= floor}
+    return out
+
+
+def at_floor(runs: dict[str, Any], arm: str, floor: float, against: str = "dpo") -> list[dict[str, Any]]:
+    """Per seed: both arms' best rate at the well-formedness floor (:func:`best_at_floor`)."""
+    mine, theirs = best_at_floor(runs, arm, floor), best_at_floor(runs, against, floor)
+    return [{"seed": seed, "floor": floor, arm: mine[seed], against: theirs.get(seed),
+             "wins": None if mine[seed]["rate"] is None or theirs.get(seed, {}).get("rate") is None
+             else mine[seed]["rate"] < theirs[seed]["rate"]} for seed in mine]
 
 
 def mean_sd(values: list[float]) -> str:
@@ -168,10 +225,30 @@ def tables(results: dict[str, Any]) -> str:
                          + " | ".join(mean_sd([r[k] for r in runs if k in r]) for k in TABLE_KEYS) + " |")
         for (axis, arm), rows in ((k.split(":"), v) for k, v in level["matched_drift"].items()):
             lines += ["", f"Matched drift ({axis}), {arm} vs dpo: {HEADLINE} at dpo's {axis}:", "",
-                      f"| seed | dpo steps | {axis} | dpo | {arm} | {arm} lower |", "|---" * 6 + "|"]
+                      f"| seed | dpo steps | {axis} | dpo | {arm} | diff | se (dpo) | {arm} lower |",
+                      "|---" * 8 + "|"]
             lines += [f"| {m['seed']} | {m['steps']} | {m['drift']:.3f} | {m['dpo']:.3f} | "
-                      + ("—" if m[arm] is None else f"{m[arm]:.3f}") + f" | {m['wins']} |" for m in rows]
+                      + ("— | —" if m[arm] is None else f"{m[arm]:.3f} | {m['diff']:+.3f}")
+                      + (" | —" if m.get("se") is None else f" | {m['se']:.3f}") + f" | {m['wins']} |"
+                      for m in rows]
+            lines += ["", f"Mean gap {arm} − dpo between the curves over the {axis} range both reach "
+                      f"(negative: {arm} lower):", "", "| seed | range | gap | lower |", "|---" * 4 + "|"]
+            lines += [f"| {g['seed']} | {g['range'][0]:.3f}–{g['range'][1]:.3f} | "
+                      + ("—" if g["gap"] is None else f"{g['gap']:+.4f}") + f" | {g['wins']} |"
+                      for g in level.get("mean_gap", {}).get(f"{axis}:{arm}", [])]
+        for arm, rows in level.get("at_floor", {}).items():
+            lines += ["", f"Best {HEADLINE} at sampled well-formedness ≥ the demo's floor (steps; open: "
+                      "the longest run is still above it):", "",
+                      f"| seed | floor | dpo | {arm} | {arm} lower |", "|---" * 5 + "|"]
+            lines += [f"| {m['seed']} | {m['floor']:.2f} | {_best(m['dpo'])} | {_best(m[arm])} | "
+                      f"{m['wins']} |" for m in rows]
     return "\n".join(lines)
+
+
+def _best(best: dict[str, Any] | None) -> str:
+    if not best or best["rate"] is None:
+        return "—"
+    return f"{best['rate']:.3f} ({best['steps']}{', open' if best['open'] else ''})"
 
 
 def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[str, Any]) -> None:
@@ -182,7 +259,7 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
     reference = measure.load(args.world / "policy")
     held, images = measure.held_out(ready, reference), measure.bench(args.world, reference[1])
     level = results["noise"].setdefault(str(noise), {"runs": {}})
-    level["matched_drift"] = {}  # recomputed from all runs at the end
+    level["matched_drift"], level["mean_gap"], level["at_floor"] = {}, {}, {}  # recomputed at the end
 
     def measured(policy: tuple[Any, Any], seed: int) -> dict[str, Any]:
         return {**measure.preference(policy, held),
@@ -203,9 +280,22 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
                                        **measured(measure.load(Path(trained["model"])), seed)}
                 print(name, json.dumps({k: level["runs"][name].get(k) for k in TABLE_KEYS}), flush=True)
                 save(results, args.out)
-    level["matched_drift"] = {f"{axis}:{arm}": matched_drift(level["runs"], level["before"], arm, axis=axis)
-                              for axis in DRIFT for arm in args.arms if arm != "dpo" and "dpo" in args.arms}
+    compare(level, args.arms, args.overrides)
     save(results, args.out)
+
+
+def compare(level: dict[str, Any], arms: list[str], overrides: list[str]) -> None:
+    """Every arm against dpo: at matched drift, by the mean gap, and at the well-formedness floor."""
+    from damo.config import load_config
+
+    others = [arm for arm in arms if arm != "dpo" and "dpo" in arms]
+    pairs = [(axis, arm) for axis in DRIFT for arm in others]
+    level["matched_drift"] = {f"{axis}:{arm}": matched_drift(level["runs"], level["before"], arm, axis=axis)
+                              for axis, arm in pairs}
+    level["mean_gap"] = {f"{axis}:{arm}": mean_gap(level["runs"], level["before"], arm, axis=axis)
+                         for axis, arm in pairs}
+    floor = load_config("tiny", overrides).registry.gate_floor.get(FLOOR_METRIC, 0.0)
+    level["at_floor"] = {arm: at_floor(level["runs"], arm, floor) for arm in others}
 
 
 def save(results: dict[str, Any], out: Path) -> None:

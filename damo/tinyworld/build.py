@@ -34,6 +34,11 @@ from damo.tinyworld.vocab import QUESTIONS, WELL_FORMED, Scene, describe, vocabu
 
 log = logging.getLogger(__name__)
 WORLD_VERSION = 2  # 2: hardness measured per pair, label noise, finer grid
+# The trained weights depend on torch's intra-op thread count (reductions split differently): one
+# seed built with 1 and with 2 threads gives two different SFT policies, and DPO from each lands
+# ~0.02 apart in extra-object rate (benchmarks/tiny_effect.md). The build pins the count, so every
+# machine builds the same world; 1 is available everywhere.
+BUILD_THREADS = 1
 
 
 @dataclass
@@ -186,7 +191,17 @@ def _check_empty(out: Path) -> None:
 
 
 def build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
-    """Build the tiny world into ``out`` (absent or empty); returns the summary also in report.json."""
+    """Build the tiny world into ``out`` (absent or empty); returns the summary also in report.json.
+    Runs on :data:`BUILD_THREADS` torch threads (the caller's count is restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(BUILD_THREADS)
+    try:
+        return _build(config, out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
     started = time.perf_counter()
     cfg, seed, out = config.tiny_world, config.seed, Path(out)
     _check_empty(out)

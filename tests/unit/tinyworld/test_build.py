@@ -111,6 +111,23 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path) -> None:
     assert a["data/shard-00000.parquet"] != c["data/shard-00000.parquet"]
 
 
+def test_same_bytes_whatever_the_callers_thread_count(tmp_path: Path) -> None:
+    """Trained weights depend on torch's thread count; the build pins it (and restores the caller's)."""
+    config = load_config("tiny", ("tiny_world.sft_steps=20", "tiny_world.clip_steps=5",
+                                  *QUICK[2:]))
+    before = torch.get_num_threads()
+    try:
+        digests = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            build(config, tmp_path / str(threads))
+            assert torch.get_num_threads() == threads
+            digests.append(_digests(tmp_path / str(threads)))
+    finally:
+        torch.set_num_threads(before)
+    assert digests[0] == digests[1]
+
+
 def test_build_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty"):

@@ -49,3 +49,41 @@ def test_matched_drift_compares_at_the_dpo_runs_kl() -> None:
     rows = tiny_effect.matched_drift(runs, {tiny_effect.HEADLINE: 0.4}, "dama")
     assert [(r["steps"], r["wins"]) for r in rows] == [(80, True), (160, None)]  # 160: beyond dama's KL
     assert rows[0]["dama"] == pytest.approx(0.15) and rows[0]["drift"] == 1.25
+
+
+def test_mean_gap_is_the_average_vertical_distance_over_the_shared_range() -> None:
+    """Both arms interpolated alike: the gap equals a dense numerical average of dama − dpo on
+    [0, 2] (dama's largest KL), and is symmetric in the two arms."""
+    runs = {
+        "dama-80": {"arm": "dama", "seed": 0, "steps": 80, "kl": 0.5, tiny_effect.HEADLINE: 0.2},
+        "dama-160": {"arm": "dama", "seed": 0, "steps": 160, "kl": 2.0, tiny_effect.HEADLINE: 0.1},
+        "dpo-80": {"arm": "dpo", "seed": 0, "steps": 80, "kl": 1.25, tiny_effect.HEADLINE: 0.18},
+        "dpo-160": {"arm": "dpo", "seed": 0, "steps": 160, "kl": 4.0, tiny_effect.HEADLINE: 0.05},
+    }
+    before = {tiny_effect.HEADLINE: 0.4}
+    [row] = tiny_effect.mean_gap(runs, before, "dama")
+    dama = tiny_effect.curve(runs, before, "dama", 0, "kl")
+    dpo = tiny_effect.curve(runs, before, "dpo", 0, "kl")
+    xs = [2.0 * (i + 0.5) / 20000 for i in range(20000)]
+    dense = sum(tiny_effect.interpolate(dama, x) - tiny_effect.interpolate(dpo, x) for x in xs) / len(xs)
+    assert row["range"] == [0.0, 2.0] and row["gap"] == pytest.approx(dense, abs=1e-6)
+    assert row["wins"] is True
+    [mirror] = tiny_effect.mean_gap({k: {**r, "arm": "dpo" if r["arm"] == "dama" else "dama"}
+                                     for k, r in runs.items()}, before, "dama")
+    assert mirror["gap"] == pytest.approx(-row["gap"])
+
+
+def test_at_floor_takes_each_arms_lowest_rate_among_its_well_formed_runs() -> None:
+    """dama's 160-step run is lower but below the floor; its 80-step run is the one that counts. dpo's
+    longest run is still well-formed, so its curve is open (more steps might go lower)."""
+    wf = tiny_effect.WELL_FORMED
+    runs = {
+        "dama-80": {"arm": "dama", "seed": 0, "steps": 80, tiny_effect.HEADLINE: 0.12, wf: 0.93},
+        "dama-160": {"arm": "dama", "seed": 0, "steps": 160, tiny_effect.HEADLINE: 0.05, wf: 0.80},
+        "dpo-80": {"arm": "dpo", "seed": 0, "steps": 80, tiny_effect.HEADLINE: 0.20, wf: 0.95},
+        "dpo-160": {"arm": "dpo", "seed": 0, "steps": 160, tiny_effect.HEADLINE: 0.15, wf: 0.92},
+    }
+    [row] = tiny_effect.at_floor(runs, "dama", 0.9)
+    assert row["dama"] == {"rate": 0.12, "steps": 80, "open": False}
+    assert row["dpo"] == {"rate": 0.15, "steps": 160, "open": True}
+    assert row["wins"] is True
