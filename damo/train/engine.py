@@ -9,11 +9,11 @@ The layout follows the world size (:func:`plan`). Across ranks: DeepSpeed, ZeRO 
 ``train.zero_stage``, gradients all-reduced. At one process nothing that only pays off across ranks:
 ZeRO partitions over ranks, so at one rank stage 1-3 only add an fp32 copy of the weights,
 200M-element gradient buckets and copies into them; the all-reduce of a one-rank group is a flatten,
-an identity and a copy back of every gradient; and DeepSpeed itself, imported, costs ~250 MiB of
-resident memory (its autotuner imports MLflow and pandas). One fp32 process therefore trains on
-:class:`~damo.train.local_engine.LocalEngine` (plain torch, DeepSpeed's stage-0 arithmetic); a bf16 one
-on DeepSpeed at stage 0 with the all-reduce switched off (the one-rank mean is the identity). The
-chosen layout is logged with the run (``plan``).
+an identity and a copy back of every gradient; and DeepSpeed itself, imported, costs resident
+memory (its autotuner imports MLflow and pandas: ~60 MiB of the tiny model's training peak).
+One fp32 process therefore trains on :class:`~damo.train.local_engine.LocalEngine` (plain torch,
+DeepSpeed's stage-0 arithmetic); a bf16 one on DeepSpeed at stage 0 with the all-reduce switched off
+(the one-rank mean is the identity). The chosen layout is logged with the run (``plan``).
 """
 
 from __future__ import annotations
@@ -58,10 +58,7 @@ def init_distributed() -> tuple[int, int]:
 
     if not dist.is_initialized():
         if "RANK" in os.environ:
-            os.environ.setdefault("DS_ACCELERATOR", device.accelerator_name())
-            import deepspeed
-
-            deepspeed.init_distributed(dist_backend=device.dist_backend())
+            _deepspeed().init_distributed(dist_backend=device.dist_backend())
         else:
             # Explicit rank/size/address rather than the environment: set there they would make every
             # subprocess this process starts (a `damo train` under test, the workers of a launch) join
@@ -70,6 +67,14 @@ def init_distributed() -> tuple[int, int]:
             dist.init_process_group(device.dist_backend(), init_method=f"tcp://{LOOPBACK}:{_free_port()}",
                                     rank=0, world_size=1)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _deepspeed() -> Any:
+    """DeepSpeed, imported only when it trains (its accelerator named first, as it requires)."""
+    os.environ.setdefault("DS_ACCELERATOR", device.accelerator_name())
+    import deepspeed
+
+    return deepspeed
 
 
 # The shipped preset each ZeRO stage starts from (stage 0 and 1 use stage 2's, without partitioning).
@@ -165,10 +170,7 @@ def build_engine(module: torch.nn.Module, config: TrainConfig, world_size: int, 
         return LocalEngine(module, optimizers, schedule, config.global_batch_size // config.micro_batch_size,
                            config.max_grad_norm, in_backward=chosen.optimizer_in_backward)
     optimizer = adamw(trainable)
-    os.environ.setdefault("DS_ACCELERATOR", device.accelerator_name())
-    import deepspeed
-
-    engine, _, _, _ = deepspeed.initialize(
+    engine, _, _, _ = _deepspeed().initialize(
         model=module, optimizer=optimizer, config=copy.deepcopy(deepspeed_config(config, world_size, dtype)),
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
     )

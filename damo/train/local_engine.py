@@ -1,11 +1,12 @@
 """The one-process engine: what DeepSpeed's engine does for one fp32 rank, in plain torch.
 
 At one process DeepSpeed partitions nothing, reduces nothing and keeps no master copy (fp32), so all
-it would add is itself: importing it pulls in its autotuner, which imports MLflow and pandas (about
-250 MiB of resident memory measured on the tiny model, a quarter of the process), and its step runs
-bookkeeping the loop never reads. :class:`LocalEngine` keeps the surface the loop and the checkpoints
-use — call, ``backward``, ``step``, ``get_lr``, ``module``, ``save_checkpoint``/``load_checkpoint``,
-``zero_optimization_stage`` — with DeepSpeed's semantics, so a run computes the same numbers either way:
+it would add is itself: importing it pulls in its autotuner, which imports MLflow and pandas (the
+tiny model's training peak fell from 957 to 898 MiB without it, ``benchmarks/train_vs_trl.md``), and
+its step runs bookkeeping the loop never reads. :class:`LocalEngine` keeps the surface the loop and
+the checkpoints use — call, ``backward``, ``step``, ``get_lr``, ``module``,
+``save_checkpoint``/``load_checkpoint``, ``zero_optimization_stage`` — with DeepSpeed's semantics,
+so a run computes the same numbers either way:
 
 1. ``backward`` divides the loss by the gradient-accumulation count (DeepSpeed's ``scale_wrt_gas``).
 2. ``step`` is called after every micro-batch and steps the optimizer only at an accumulation
@@ -94,7 +95,7 @@ class LocalEngine:
 
     def get_lr(self) -> list[float]:
         """The lr of the next optimizer step (what DeepSpeed's engine reports after a step)."""
-        return [base * self.lr_factor(self.global_steps) for base in self.base_lrs[:1]]
+        return [self.base_lrs[0] * self.lr_factor(self.global_steps)]
 
     def _set_lr(self, optimizer: torch.optim.Optimizer, base: float) -> None:
         for group in optimizer.param_groups:

@@ -6,11 +6,12 @@ import copy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from damo.config import load_config
+from damo.config import TrainConfig, load_config
 from damo.train.engine import build_engine, init_distributed, lr_lambda
 from damo.train.local_engine import CheckpointLayoutError, LocalEngine, clip_grad_norm
 
@@ -62,18 +63,18 @@ def test_local_engine_computes_what_deepspeed_stage_0_computes() -> None:
     assert ours.get_lr() == pytest.approx(theirs.get_lr())
 
 
-def _deepspeed(train: object) -> object:
+def _deepspeed(train: TrainConfig) -> Any:
     """DeepSpeed's engine on the same one-rank group, at stage 0 without the all-reduce."""
     import deepspeed
 
     from damo.train.engine import deepspeed_config
 
     module = _model()
-    optimizer = torch.optim.AdamW(module.parameters(), lr=train.learning_rate,  # type: ignore[attr-defined]
-                                  weight_decay=train.weight_decay, fused=True)  # type: ignore[attr-defined]
-    schedule = lr_lambda(train, 4)  # type: ignore[arg-type]
+    optimizer = torch.optim.AdamW(module.parameters(), lr=train.learning_rate,
+                                  weight_decay=train.weight_decay, fused=True)
+    schedule = lr_lambda(train, 4)
     engine, _, _, _ = deepspeed.initialize(
-        model=module, optimizer=optimizer, config=deepspeed_config(train, 1, torch.float32),  # type: ignore[arg-type]
+        model=module, optimizer=optimizer, config=deepspeed_config(train, 1, torch.float32),
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule))
     engine.enable_backward_allreduce = False
     return engine
