@@ -29,12 +29,14 @@ SETTINGS = ["train.global_batch_size=4", "train.micro_batch_size=2", "train.max_
 START_TIMEOUT_S = 240  # process start-up (imports, DeepSpeed init) on a busy 2-core machine
 
 
-def damo_train(data: Path, model: Path, out: Path, settings: list[str]) -> subprocess.Popen[bytes]:
+def damo_train(data: Path, model: Path, out: Path, settings: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """``damo train`` in the background; its stderr goes to ``log`` (read back when it fails)."""
     args = [sys.executable, "-m", "damo", "train", "--config", "tiny", "--data", str(data),
             "--model", str(model), "--out", str(out)]
     for setting in settings:
         args += ["--set", setting]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    with log.open("wb") as err:
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
 
 
 def wait_for_no_process_writing(out: Path, timeout_s: float = 60.0) -> None:
@@ -67,7 +69,7 @@ def test_sigkill_then_resume_continues_the_uninterrupted_losses(tmp_path: Path, 
     data = tmp_path / "ref"
     reference(load_config("tiny"), ReferencePaths(build_tiny_pairs(tmp_path / "pairs"), str(model), data))
     out = tmp_path / "killed"
-    proc = damo_train(data, model, out, settings)
+    proc = damo_train(data, model, out, settings, tmp_path / "killed.log")
     deadline = time.monotonic() + START_TIMEOUT_S
     while not (out / "checkpoints" / "step-00000004" / "complete.json").is_file():
         assert proc.poll() is None, "damo train exited before its first checkpoint"
@@ -79,9 +81,9 @@ def test_sigkill_then_resume_continues_the_uninterrupted_losses(tmp_path: Path, 
     wait_for_no_process_writing(out)  # launched ranks end with their launcher, not train on
     assert not (out / "result.json").exists()  # it really died mid-run
 
-    resumed = damo_train(data, model, out, settings)
+    resumed = damo_train(data, model, out, settings, tmp_path / "resumed.log")
     stdout, _ = resumed.communicate(timeout=START_TIMEOUT_S)
-    assert resumed.returncode == 0
+    assert resumed.returncode == 0, (tmp_path / "resumed.log").read_text()[-4000:]
     result = json.loads(stdout.decode().strip().splitlines()[-1])
     assert 4 <= result["resumed_from"] < 40
 
