@@ -128,6 +128,18 @@ class LocalEngine:
                 optimizer.zero_grad(set_to_none=True)
         self.global_steps += 1
 
+    def release_optimizer_state(self) -> None:
+        """Free Adam's two moments (and any gradient) once training is over and checkpointed.
+
+        Saving the model needs only the weights, yet the model folder is written from a rebuilt copy of
+        the policy (:func:`damo.train.results.save_model_folder`); with the moments still held, that
+        copy made the save the run's peak: 7156 MiB against 4352 MiB without them, at 320M parameters
+        (the width-2048 size of ``benchmarks/train_vs_trl.py``).
+        """
+        for optimizer in self.optimizers:
+            optimizer.state.clear()
+            optimizer.zero_grad(set_to_none=True)
+
     def _state(self, client_state: dict[str, Any]) -> dict[str, Any]:
         return {"module": self.module.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
                 "micro_steps": self.micro_steps, "global_steps": self.global_steps,

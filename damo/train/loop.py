@@ -31,6 +31,7 @@ from damo.train import checkpoint
 from damo.train.batch import PairBatch, collate_pairs
 from damo.train.data import Schedule, TrainRows, make_schedule, resolve_delta_mean
 from damo.train.engine import all_reduce_sum, build_engine, gather_vector, init_distributed, with_local
+from damo.train.local_engine import LocalEngine
 from damo.train.logps import PairLogps
 from damo.train.metrics import StepMetrics
 
@@ -181,6 +182,16 @@ def fit(trainer: Trainer, out: Path, tracker: Any) -> tuple[list[dict[str, float
         bar.set_postfix(loss=f"{summary['loss']:.4f}", acc=f"{summary['rewards/accuracy']:.2f}")
     bar.close()
     return history, start
+
+
+def release_optimizer_state(trainer: Trainer) -> None:
+    """After the last checkpoint, free what only further steps would need before the model is saved.
+
+    The one-process engine frees Adam's moments in host memory, where the model folder is then
+    built. DeepSpeed's engines keep theirs: on an accelerator they do not compete with that host copy.
+    """
+    if isinstance(trainer.engine, LocalEngine):
+        trainer.engine.release_optimizer_state()
 
 
 def trained_state_dict(trainer: Trainer) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from damo.models import model_provenance
 from damo.skeleton import run_step
 from damo.tracking import Tracker
 from damo.train.engine import init_distributed, plan
-from damo.train.loop import Trainer, build_trainer, fit, trained_state_dict
+from damo.train.loop import Trainer, build_trainer, fit, release_optimizer_state, trained_state_dict
 from damo.train.results import TrainResult, model_card, save_model_folder, write_metrics
 
 
@@ -42,6 +42,7 @@ def train_here(config: DamoConfig, paths: TrainPaths) -> TrainResult:
         trainer = build_trainer(config, paths.data, paths.model)
         tracker.log_params({"train.steps": trainer.schedule.total_steps})
         history, resumed_from = fit(trainer, paths.out, tracker if lead else None)
+        release_optimizer_state(trainer)
         state = trained_state_dict(trainer)
         if state is None:  # not rank 0
             return TrainResult(step="train", stats={"rank": rank})

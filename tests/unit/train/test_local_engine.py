@@ -155,3 +155,17 @@ def test_one_process_training_never_imports_deepspeed(tiny_reference_pairs: Path
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_releasing_the_optimizer_state_frees_the_moments_and_keeps_the_weights() -> None:
+    """After the last checkpoint the model is saved from its weights alone; Adam's moments go first."""
+    engine = build_engine(_model(), load_config(None, SETTINGS).train, world_size=1, dtype=torch.float32,
+                          total_steps=4)
+    _train(engine, 2)
+    weights = copy.deepcopy(engine.module.state_dict())
+    assert engine.optimizers[0].state  # the moments exist while training
+    engine.release_optimizer_state()
+    assert not engine.optimizers[0].state
+    assert all(p.grad is None for p in engine.module.parameters())
+    for name, value in engine.module.state_dict().items():
+        assert torch.equal(value, weights[name])
