@@ -1,4 +1,7 @@
-"""``build(config, out)``: the whole tiny world in one folder, deterministic by ``config.seed``.
+"""``build_here(config, out)``: the whole tiny world in one folder, deterministic by ``config.seed``.
+
+Callers use :func:`damo.tinyworld.build` (:mod:`damo.tinyworld.pinned`), which runs this in a child
+process with the CPU kernels pinned, so that two machines build the same bytes.
 
 Layout (DESIGN.md, "tiny world"): ``data/`` (preference dataset), ``policy/`` (tiny LLaVA HF folder),
 ``clip/`` (open_clip hf-hub layout), ``benchmark/`` (held-out images + ``tiny_world.jsonl`` +
@@ -36,8 +39,8 @@ log = logging.getLogger(__name__)
 WORLD_VERSION = 2  # 2: hardness measured per pair, label noise, finer grid
 # The trained weights depend on torch's intra-op thread count (reductions split differently): one
 # seed built with 1 and with 2 threads gives two different SFT policies, and DPO from each lands
-# ~0.02 apart in extra-object rate (benchmarks/tiny_effect.md). The build pins the count, so every
-# machine builds the same world; 1 is available everywhere.
+# ~0.02 apart in extra-object rate (benchmarks/tiny_effect.md). The build pins the count (1 is
+# available everywhere); the kernels it runs are pinned too (damo.tinyworld.pinned).
 BUILD_THREADS = 1
 
 
@@ -184,27 +187,28 @@ def measure_clip(model: Any, preprocess: Any, tokenizer: Any, bench: Split, vali
     return out
 
 
-def _check_empty(out: Path) -> None:
+def check_empty(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty: build the tiny world into a new folder "
                               "(or delete this one first)")
 
 
-def build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
-    """Build the tiny world into ``out`` (absent or empty); returns the summary also in report.json.
-    Runs on :data:`BUILD_THREADS` torch threads (the caller's count is restored after)."""
+def build_here(config: DamoConfig, out: str | Path, kernels: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the tiny world into ``out`` (absent or empty), in this process; returns the summary also
+    in report.json. Runs on :data:`BUILD_THREADS` torch threads (the caller's count is restored
+    after). ``kernels``: the kernel pins this process runs under, recorded in report.json."""
     threads = torch.get_num_threads()
     torch.set_num_threads(BUILD_THREADS)
     try:
-        return _build(config, out)
+        return _build(config, out, kernels or {})
     finally:
         torch.set_num_threads(threads)
 
 
-def _build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
+def _build(config: DamoConfig, out: str | Path, kernels: dict[str, str]) -> dict[str, Any]:
     started = time.perf_counter()
     cfg, seed, out = config.tiny_world, config.seed, Path(out)
-    _check_empty(out)
+    check_empty(out)
     train, validation = make_pairs(cfg, seed)
     pair_hashes = {hashlib.sha256(b).hexdigest() for b in train.images + validation.images}
     bench = write_benchmark(cfg, seed, out / "benchmark", pair_hashes)
@@ -221,14 +225,17 @@ def _build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
         "benchmark_images": len(bench.rows),
         "policy": policy_info,
         "clip": clip_info,
+        "kernels": kernels or "unpinned (this CPU's own)",
     }
+    built = summary(out, report)
+    report["summary"] = built
     (out / "report.json").write_text(json.dumps(report, indent=2))
     world = {"version": WORLD_VERSION, "damo_version": damo.__version__, "seed": seed,
              "tiny_world": cfg.model_dump(mode="json"),
              "folders": {"data": "data", "policy": "policy", "clip": "clip", "benchmark": "benchmark"}}
     (out / "world.json").write_text(json.dumps(world, indent=2))
     log.info("tiny world built in %.1f s at %s", report["build_seconds"], out)
-    return summary(out, report)
+    return built
 
 
 def summary(out: Path, report: dict[str, Any]) -> dict[str, Any]:

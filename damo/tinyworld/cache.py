@@ -17,7 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from damo.config import DamoConfig
-from damo.tinyworld.build import build
+from damo.tinyworld.pinned import build
 
 log = logging.getLogger(__name__)
 # Libraries whose version changes the built bytes (initialisation, serialisation, image codecs).
