@@ -7,6 +7,8 @@
 #
 # OUT/prep holds the scored dataset (made once); OUT/NAME-s<seed>/{train,eval} each run. The table of
 # benchmarks/tiny_effect.md ("The demo as it runs") is benchmarks/tiny_demo_table.py over OUT.
+# With VALIDATION=1 each model is also evaluated on the held-out validation pairs (OUT/prep/valbench,
+# benchmarks/tiny_validation_bench.py) into OUT/NAME-s<seed>/val: what settings are chosen on.
 set -euo pipefail
 W=$1; O=$2; NAME=$3; SETS=$4; shift 4
 export DS_ACCELERATOR=${DS_ACCELERATOR:-cpu} HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -27,6 +29,12 @@ for seed in "$@"; do
     model="$R/train/model"
   fi
   [ -f "$R/eval/metrics.json" ] || damo evaluate "${S[@]}" "${args[@]}" --model "$model" --out "$R/eval" > "$R.eval.log" 2>&1
+  if [ "${VALIDATION:-0}" = 1 ]; then
+    [ -f "$O/prep/valbench/tiny_world.jsonl" ] || python benchmarks/tiny_validation_bench.py "$O/prep/ingest" "$W" \
+        "$O/prep/valbench"
+    [ -f "$R/val/metrics.json" ] || damo evaluate "${S[@]}" "${args[@]}" --set "evaluate.data.tiny_world=$O/prep/valbench" \
+        --model "$model" --out "$R/val" > "$R.val.log" 2>&1
+  fi
   python -c "import json,sys; m=json.load(open(sys.argv[1])); s,g=m['tiny_world'],m['tiny_world_greedy']; \
 print(sys.argv[2], 'extra_s=%.4f well_formed_s=%.4f exact_g=%.4f' % (s['extra_object_rate'], s['well_formed'], g['exact']))" \
     "$R/eval/metrics.json" "$R"

@@ -1,7 +1,8 @@
 """Mean ± sd over seeds of the runs ``tiny_demo_seeds.sh`` wrote into OUT, as a markdown table.
 
-Usage: ``python benchmarks/tiny_demo_table.py OUT`` (OUT holds ``sft-s<seed>`` and ``<name>-s<seed>``).
+Usage: ``python benchmarks/tiny_demo_table.py OUT [val]`` (OUT holds ``sft-s<seed>`` and ``<name>-s<seed>``).
 The extra-object ratio is per seed, against the SFT policy evaluated with the same seed (same sampling).
+With ``val``: the same table on the held-out validation pairs (``VALIDATION=1 tiny_demo_seeds.sh``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 METRICS = (("tiny_world", "extra_object_rate"), ("tiny_world", "well_formed"), ("tiny_world_greedy", "exact"))
 
 
-def runs(out: Path) -> dict[str, dict[int, list[float]]]:
+def runs(out: Path, folder: str = "eval") -> dict[str, dict[int, list[float]]]:
     found: dict[str, dict[int, list[float]]] = {}
-    for metrics in sorted(out.glob("*-s*/eval/metrics.json")):
+    for metrics in sorted(out.glob(f"*-s*/{folder}/metrics.json")):
         match = re.fullmatch(r"(.+)-s(\d+)", metrics.parents[1].name)
         if match:
             data = json.loads(metrics.read_text())
@@ -30,7 +31,7 @@ def mean_sd(values: list[float]) -> str:
 
 
 def main() -> None:
-    found = runs(Path(sys.argv[1]))
+    found = runs(Path(sys.argv[1]), "val" if sys.argv[2:] == ["val"] else "eval")
     sft = found.get("sft", {})
     print("| run | seeds | extra objects (s) | ÷ SFT, per seed | well-formed (s), min | exact (g) |")
     print("|---|---|---|---|---|---|")

@@ -19,6 +19,11 @@ class TinyWorldConfig(Section):
     max_shapes: int = Field(2, ge=1, le=3)  # shapes per image: 1..max_shapes
     # Share of rejected answers with a wrong colour/shape ("hard"); the rest add an absent object.
     hard_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    # Share of multi-shape scenes whose rejected answer instead stops one shape early (kind
+    # `omission`): the mirror of an extra-object pair. Without it no pair ever prefers the " and"
+    # that joins a true next shape, and DPO on "… square." over "… square and a dog." lowers that
+    # " and" everywhere, breaking the grammar of two-shape answers (benchmarks/tiny_effect.md).
+    omission_fraction: float = Field(0.5, ge=0.0, le=1.0)
     # SFT captions mention an absent object this often: the hallucination prior DPO must remove.
     caption_noise: float = Field(0.4, ge=0.0, le=1.0)
     # Share of TRAINING pairs with chosen and rejected swapped (recorded per pair as `swapped`);

@@ -36,7 +36,7 @@ from damo.tinyworld.tokenizer import build_processor, image_seq_length
 from damo.tinyworld.vocab import QUESTIONS, WELL_FORMED, Scene, describe, vocabulary
 
 log = logging.getLogger(__name__)
-WORLD_VERSION = 2  # 2: hardness measured per pair, label noise, finer grid
+WORLD_VERSION = 3  # 2: hardness measured per pair, label noise, finer grid; 3: omission pairs
 # The trained weights depend on torch's intra-op thread count (reductions split differently): one
 # seed built with 1 and with 2 threads gives two different SFT policies, and DPO from each lands
 # ~0.02 apart in extra-object rate (benchmarks/tiny_effect.md). The build pins the count (1 is

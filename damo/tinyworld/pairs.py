@@ -4,6 +4,9 @@ chosen = the correct description. rejected = the same description with one hallu
 - ``easy``: an absent object is added (``… and a dog.``) — kind ``extra_object``;
 - ``hard``: one shape gets a colour or a kind absent from the image — ``wrong_colour`` / ``wrong_shape``
   (only one word differs, and that word is absent from the image so CHAIR can see it).
+- ``omission`` (with ``omission_fraction``, scenes of two or more shapes only): the description stops
+  one shape early (``There is a red circle.`` for a red circle and a blue square). It hallucinates
+  nothing; it is the mirror of an extra-object pair, the one pair that prefers a true `` and``.
 The ``kind`` says how a rejected answer was *constructed*; whether a pair is ``hard`` is *measured*
 after the models are trained (``damo.tinyworld.hardness``): the build fills ``clip_margin``,
 ``sft_margin`` and ``hardness`` per pair. With ``label_noise`` a share of the *training* pairs has
@@ -93,6 +96,13 @@ def all_rejections(scene: Scene) -> list[Rejection]:
     return out
 
 
+def with_omission(scene: Scene) -> Rejection:
+    """The description without its last shape: what an answer that stops one shape early says."""
+    if len(scene.shapes) < 2:
+        raise ValueError(f"scene {scene} has one shape: nothing to leave out and still describe")
+    return Rejection(describe(Scene(scene.shapes[:-1])), "hard", "omission", [])
+
+
 def rejection(scene: Scene, rng: random.Random, hard_fraction: float) -> Rejection:
     if rng.random() < hard_fraction:
         return with_wrong_attribute(scene, rng)
@@ -117,12 +127,16 @@ def pair_rows(cfg: TinyWorldConfig, seed: int) -> Iterator[tuple[Scene, dict[str
     """``cfg.num_pairs`` (scene, row of the preference dataset), train first, then validation.
 
     The measured columns (``hardness``, ``clip_margin``, ``sft_margin``) are left empty here. The
-    label-noise draw has its own random stream, so the scenes do not depend on ``label_noise``.
+    label-noise and omission draws have their own random streams, so the scenes (and the SFT policy
+    and CLIP trained on them) do not depend on ``label_noise`` or ``omission_fraction``.
     """
     rng, noise = random.Random(f"pairs-{seed}"), label_noise_draws(seed)
+    omissions = random.Random(f"omission-{seed}")
     num_train = cfg.num_pairs - round(cfg.num_pairs * cfg.validation_fraction)
     for i, (scene, image) in enumerate(scenes(rng, cfg, cfg.num_pairs)):
         rejected = rejection(scene, rng, cfg.hard_fraction)
+        if omissions.random() < cfg.omission_fraction and len(scene.shapes) > 1:
+            rejected = with_omission(scene)
         yield scene, with_label_noise({
             "id": f"tw-{i:06d}",
             "split": "train" if i < num_train else "validation",

@@ -1,5 +1,6 @@
-"""Pairs of the tiny world: chosen is the truth, rejected adds exactly one absent word; label noise
-swaps a configured share of the training pairs only; hardness is a measurement, not the edit kind."""
+"""Pairs of the tiny world: chosen is the truth, rejected adds exactly one absent word (or, for an
+omission, stops one shape early); label noise swaps a configured share of the training pairs only;
+hardness is a measurement, not the edit kind."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from damo.tinyworld.pairs import (
     noisy_caption,
     pair_rows,
     true_and_hallucinating,
+    with_omission,
     with_wrong_attribute,
 )
 from damo.tinyworld.vocab import HALLUCINATED_OBJECTS, Scene, Shape, describe, mentioned
@@ -26,6 +28,9 @@ def test_chosen_is_the_truth_and_rejected_adds_one_absent_word() -> None:
     for scene, row in pair_rows(CFG, seed=3):
         assert mentioned(row["chosen"]) == set(row["truth"]) == set(scene.truth)
         assert row["rejected"] != row["chosen"]
+        if row["kind"] == "omission":  # the truth, stopped one shape early: nothing absent is named
+            assert row["rejected"] == describe(Scene(scene.shapes[:-1])) and row["hallucinated"] == []
+            continue
         absent = mentioned(row["rejected"]) - set(row["truth"])
         assert absent == set(row["hallucinated"]) and len(absent) == 1
         assert not row["swapped"]
@@ -34,8 +39,26 @@ def test_chosen_is_the_truth_and_rejected_adds_one_absent_word() -> None:
 
 def test_all_kinds_and_both_splits_occur() -> None:
     rows = [row for _, row in pair_rows(CFG, seed=0)]
-    assert {r["kind"] for r in rows} == {"extra_object", "wrong_colour", "wrong_shape"}
+    assert {r["kind"] for r in rows} == {"extra_object", "wrong_colour", "wrong_shape", "omission"}
     assert {r["split"] for r in rows} == {"train", "validation"}
+
+
+def test_omissions_replace_that_share_of_multi_shape_rejections_and_move_no_scene() -> None:
+    plain = list(pair_rows(TinyWorldConfig(num_pairs=2000, omission_fraction=0.0), seed=0))
+    mixed = list(pair_rows(TinyWorldConfig(num_pairs=2000, omission_fraction=0.5), seed=0))
+    multi = [(p, m) for (scene, p), (_, m) in zip(plain, mixed) if len(scene.shapes) > 1]
+    share = sum(m["kind"] == "omission" for _, m in multi) / len(multi)
+    assert 0.45 < share < 0.55, share
+    assert "omission" not in {p["kind"] for _, p in plain}
+    for (s_plain, p), (s_mixed, m) in zip(plain, mixed):  # same scenes, questions and other edits
+        assert s_plain == s_mixed and p["image"] == m["image"] and p["question"] == m["question"]
+        assert m["kind"] == "omission" or m == p
+        assert len(s_mixed.shapes) > 1 or m["kind"] != "omission"
+
+
+def test_a_one_shape_scene_cannot_get_an_omission() -> None:
+    with pytest.raises(ValueError, match="nothing to leave out"):
+        with_omission(Scene((Shape("red", "circle", 10, 10, 5),)))
 
 
 def test_noisy_captions_hallucinate_at_the_configured_rate() -> None:

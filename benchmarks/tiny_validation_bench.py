@@ -1,0 +1,41 @@
+"""A tiny-world benchmark folder made of the demo's HELD-OUT validation pairs, for choosing settings.
+
+The world's benchmark images are the test: a step count picked on them is tuned on the test. This
+writes the validation pairs that ingest held out (``split == "validation"``) in the benchmark's layout
+(``images/``, ``tiny_world.jsonl``, the world's ``vocabulary.json``), so the project's own ``evaluate``
+measures a trained model on them: ``--set evaluate.data.tiny_world=OUT``. Truth is what the pair's
+chosen answer mentions (validation pairs are never label-swapped, so chosen is the true description).
+
+Usage: ``python benchmarks/tiny_validation_bench.py INGESTED_DATASET WORLD OUT``
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from damo.tinyworld.vocab import mentioned
+
+
+def write(dataset: Path, world: Path, out: Path) -> int:
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for shard in sorted(dataset.glob("shard-*.parquet")):
+        for row in pq.read_table(shard, columns=["id", "split", "image", "question", "chosen"]).to_pylist():
+            if row["split"] != "validation":
+                continue
+            name = f"images/{row['id']}.png"
+            (out / name).write_bytes(row["image"])
+            lines.append(json.dumps({"id": row["id"], "image": name, "question": row["question"],
+                                     "truth": sorted(mentioned(row["chosen"])), "reference": row["chosen"]}))
+    (out / "tiny_world.jsonl").write_text("".join(line + "\n" for line in lines))
+    shutil.copy(world / "benchmark" / "vocabulary.json", out / "vocabulary.json")
+    return len(lines)
+
+
+if __name__ == "__main__":
+    print(write(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])), "validation images")
