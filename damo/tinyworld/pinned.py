@@ -24,7 +24,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +67,16 @@ def child_environment(pinned: bool) -> dict[str, str]:
 
 def build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
     """Build the tiny world into ``out`` (absent or empty) in a child process with pinned kernels;
-    returns the summary :func:`damo.tinyworld.build.build_here` returns (``kernels`` added)."""
+    returns the summary :func:`damo.tinyworld.build.build_here` returns (the pins are in report.json)."""
     check_empty(Path(out))  # refused here, by name, rather than as a failed child
     pinned = cpu_runs_pinned_kernels()
     if not pinned:
         log.warning("this CPU (%s) cannot run the pinned AVX2 kernels: the tiny world is built with its "
                     "own, and its bytes will differ from an x86-64 AVX2 machine's", platform.machine())
-    with tempfile.TemporaryDirectory(prefix="damo-world-config-") as tmp:
-        config_file = Path(tmp) / "config.json"
-        config_file.write_text(json.dumps(config.model_dump(mode="json")))
-        # The child's stdout goes to our stderr: a step's stdout carries only its JSON result.
-        done = subprocess.run([sys.executable, "-m", "damo.tinyworld.pinned", str(config_file), str(out)],
-                              env=child_environment(pinned), stdout=STDERR_FD, check=False)
+    # The config travels as JSON text, the way a KFP component receives it (load_config(text=...)).
+    # The child's stdout goes to our stderr: a step's stdout carries only its JSON result.
+    done = subprocess.run([sys.executable, "-m", "damo.tinyworld.pinned", config.model_dump_json(), str(out)],
+                          env=child_environment(pinned), stdout=STDERR_FD, check=False)
     if done.returncode != 0:
         raise TinyWorldBuildError(f"building the tiny world into {out} failed: the build process exited "
                                   f"{done.returncode} (its log is above)")
@@ -88,10 +85,10 @@ def build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    """The child: ``python -m damo.tinyworld.pinned CONFIG_JSON OUT``."""
+    """The child: ``python -m damo.tinyworld.pinned CONFIG_JSON_TEXT OUT``."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config_file, out = argv
-    build_here(load_config(json.loads(Path(config_file).read_text())), out,
+    config_text, out = argv
+    build_here(load_config(text=config_text), out,
                kernels={k: os.environ[k] for k in PINNED_KERNELS if k in os.environ})
 
 
