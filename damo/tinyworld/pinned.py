@@ -11,9 +11,13 @@ CPUs that choose different paths build different worlds: the canonical world of 
 The choice is read from the environment once per process, before the first kernel runs, so it cannot
 be made inside a process that has already used torch. The build therefore runs in a fresh
 interpreter with :data:`PINNED_KERNELS` set: the AVX2 paths, which every x86-64 CPU with AVX2 and
-FMA (2013 on) runs, MKL in its strict conditional-reproducibility mode. Two such machines build the
-same world. Elsewhere (another architecture, an older CPU) the build runs unpinned, says so in the
-log and in ``report.json`` (``kernels``), and its bytes are that machine's own.
+FMA (2013 on) runs, MKL in its strict conditional-reproducibility mode. On one machine the world no
+longer depends on the caller's environment (tested). Across CPU vendors it still differs: an Intel
+Xeon (AVX-512) box built world ``8af8f0ab…`` where an AMD EPYC (AVX2) box had built ``603a16f4…``,
+same code, pins and pinned torch (the other packages' versions were not recorded there; MKL documents
+its strict mode for Intel processors). So results on the tiny world must hold across worlds, not rely
+on one world's bytes. Elsewhere (another architecture, an older CPU) the build runs unpinned, says so
+in the log and in ``report.json`` (``kernels``), and its bytes are that machine's own.
 """
 
 from __future__ import annotations
