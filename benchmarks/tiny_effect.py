@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/tiny_effect.py [--world DIR] [--arms dpo data model dama dama_running_std]
+    python benchmarks/tiny_effect.py [--world DIR] [--arms dpo data model dama dama_running_std
+        sft_chosen dama_nll]
         [--seeds 0 1 2] [--steps 40 80 160] [--noise 0.0 0.3] [--samples 4] [--set k=v ...] [--out DIR]
 
 The tiny world (built and cached under ``.cache/tiny-world`` when ``--world`` is not given) goes
@@ -53,6 +54,10 @@ ARMS: dict[str, list[str]] = {
     "model": ["train.loss.arm=model"],
     "dama": ["train.loss.arm=dama"],
     "dama_running_std": ["train.loss.arm=dama", "train.loss.keep_weight=running_std"],
+    # Controls, not DAMA: fine-tuning on the chosen answers alone ("SFT on chosen"), and dama with
+    # that NLL added (RPO's anchor). They show what the preference itself adds over its chosen answer.
+    "sft_chosen": ["train.loss.preference_weight=0", "train.loss.chosen_nll_weight=1"],
+    "dama_nll": ["train.loss.arm=dama", "train.loss.chosen_nll_weight=1"],
 }
 TABLE_KEYS = ["kl", "chosen_shift", "reward_acc", "reward_acc.hard", "reward_acc.easy",
               "reward_acc.extra_object", "reward_acc.wrong_colour", "reward_acc.wrong_shape",

@@ -318,6 +318,32 @@ def preference_loss(arm: str, policy_chosen_logps: Tensor, policy_rejected_logps
     )
 
 
+def chosen_nll(policy_chosen_logps: Tensor, chosen_tokens: Tensor) -> Tensor:
+    """Mean over pairs of the chosen answer's negative log-likelihood per token (RPO's anchor term).
+
+    Args:
+        policy_chosen_logps: (B,) summed response log-probs of the chosen answers under the policy
+            (this rank's pairs; carries the gradient).
+        chosen_tokens: (B,) the number of response tokens each sum runs over (≥ 1).
+
+    Returns a scalar ``mean_i(−logp_θ(y_w,i) / |y_w,i|)``. Added to the preference loss with weight
+    ``train.loss.chosen_nll_weight`` (Pang et al. 2024, "Iterative Reasoning Preference
+    Optimization"; TRL's ``rpo_alpha``). It is NOT part of DAMA. Why offer it: when chosen and
+    rejected share all but a few tokens (the tiny world's one-word and one-clause edits), DPO lowers
+    both answers' likelihood and, with the rejected answer's closing tokens, the end of every answer
+    (Pal et al. 2024, "Smaug"); the anchor keeps the chosen answers likely.
+
+    Departures from TRL: the NLL is normalised per pair and then averaged over pairs (TRL averages over
+    all chosen tokens of the batch), so a long answer weighs as much as a short one, like ℓ_i.
+    """
+    if chosen_tokens.shape != policy_chosen_logps.shape:
+        raise ValueError(f"chosen_tokens {tuple(chosen_tokens.shape)} does not match the log-probs "
+                         f"{tuple(policy_chosen_logps.shape)}")
+    if bool((chosen_tokens < 1).any()):
+        raise ValueError("every chosen answer needs at least one response token")
+    return (-policy_chosen_logps / chosen_tokens.to(policy_chosen_logps.dtype)).mean()
+
+
 class PreferenceLoss:
     """The loss of one arm, built once from ``train.loss``; it owns the running gap ``R̄``.
 

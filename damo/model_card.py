@@ -73,6 +73,7 @@ def model_card(name: str, version: str, source: str, tags: Mapping[str, str], me
         "|---|---|",
         f"| aliases | {', '.join(aliases)} |",
         f"| loss arm | {tags.get('damo.arm', '?')} |",
+        f"| objective | {tags.get('damo.objective', tags.get('damo.arm', '?'))} |",
         f"| base model | {tags.get('damo.base_model', '?')} |",
         f"| data manifest checksum | {tags.get('damo.data_manifest_checksum', '(not given)')} |",
         f"| files | {tags.get('damo.num_files', '?')} files, {_size(int(tags.get('damo.total_bytes', 0)))} |",

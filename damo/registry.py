@@ -210,6 +210,7 @@ def _version_tags(config: DamoConfig, data: str | None, metrics: Mapping[str, fl
                   manifest: Mapping[str, Any]) -> dict[str, str]:
     tags = {
         "damo.arm": config.train.loss.arm,
+        "damo.objective": config.train.loss.objective,
         "damo.base_model": config.pipeline.base_model or f"{config.pipeline.tiny_world_dir}/policy",
         MANIFEST_TAG: _manifest_sha256(manifest),
         "damo.total_bytes": str(manifest["total_bytes"]),

@@ -26,6 +26,16 @@ class TinyWorldConfig(Section):
     omission_fraction: float = Field(0.5, ge=0.0, le=1.0)
     # SFT captions mention an absent object this often: the hallucination prior DPO must remove.
     caption_noise: float = Field(0.4, ge=0.0, le=1.0)
+    # Share of pairs (every split) in which BOTH answers also mention the same absent object, so the
+    # chosen answer is better than the rejected one but not perfect, as in real preference data (the
+    # chosen answer of RLAIF-V is the less hallucinating of two samples). At 0 every chosen answer is
+    # the exact description, and fine-tuning on the chosen answers alone removes the SFT prior as
+    # well as any preference loss: the world could not show what a preference adds
+    # (benchmarks/tiny_effect.md, "What the preference adds over its chosen answer"). Not the default:
+    # the tiny CLIP ranks pairs in which both answers invent an object the wrong way round, which
+    # inverts DAMA's data factor on them. Above 0 the longest answers need clip_context_length ≥ 19
+    # (the build refuses to start otherwise).
+    chosen_noise: float = Field(0.0, ge=0.0, le=1.0)
     # Share of TRAINING pairs with chosen and rejected swapped (recorded per pair as `swapped`);
     # validation pairs stay clean. The noisy world is where DAMA's per-pair β should beat DPO.
     label_noise: float = Field(0.0, ge=0.0, lt=0.5)
@@ -53,6 +63,9 @@ class TinyWorldConfig(Section):
     clip_width: int = Field(64, ge=8)
     clip_layers: int = Field(2, ge=1)
     clip_embed_dim: int = Field(32, ge=4)
+    # Tokens, with start and end, and one position to spare: the longest answer (two shapes and an
+    # extra object) takes 15; with chosen_noise (one more object) 18. The build refuses answers that
+    # do not fit rather than let CLIP judge them cut (damo.tinyworld.clip.check_fits).
     clip_context_length: int = Field(16, ge=8)
     clip_steps: int = Field(400, ge=0)
     clip_batch_size: int = Field(64, ge=2)

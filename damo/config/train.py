@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from damo.config.base import Section
 
@@ -25,6 +25,29 @@ class LossConfig(Section):
     beta_dpo_alpha: float = Field(0.6, ge=0.0)  # β-DPO's `a`
     # δ̄ pinned by the user; None → the dataset's computed delta_mean from the manifest.
     delta_mean: float | None = None
+    # Weight of an added length-normalised NLL of the chosen answers (RPO; TRL's `rpo_alpha`). Not
+    # part of DAMA: 0 (the default) is the paper's and the authors' loss. See damo.loss.chosen_nll.
+    chosen_nll_weight: float = Field(0.0, ge=0.0)
+    # Weight of the preference loss itself. 0 with chosen_nll_weight > 0 is the "SFT on the chosen
+    # answers" control of benchmarks/tiny_effect.md, which separates what preference learning adds.
+    preference_weight: float = Field(1.0, ge=0.0)
+
+    @property
+    def objective(self) -> str:
+        """What is trained, in words: ``dama``, ``dama + 0.5·nll(chosen)``, ``1·nll(chosen)``..."""
+        terms = []
+        if self.preference_weight > 0:
+            weight = "" if self.preference_weight == 1 else f"{self.preference_weight:g}·"
+            terms.append(f"{weight}{self.arm}")
+        if self.chosen_nll_weight > 0:
+            terms.append(f"{self.chosen_nll_weight:g}·nll(chosen)")
+        return " + ".join(terms)
+
+    @model_validator(mode="after")
+    def _something_to_train(self) -> LossConfig:
+        if self.preference_weight == 0 and self.chosen_nll_weight == 0:
+            raise ValueError("preference_weight and chosen_nll_weight are both 0: the loss would be 0")
+        return self
 
 
 class LoraConfig(Section):

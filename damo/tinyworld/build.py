@@ -36,7 +36,8 @@ from damo.tinyworld.tokenizer import build_processor, image_seq_length
 from damo.tinyworld.vocab import QUESTIONS, WELL_FORMED, Scene, describe, vocabulary
 
 log = logging.getLogger(__name__)
-WORLD_VERSION = 3  # 2: hardness measured per pair, label noise, finer grid; 3: omission pairs
+# 2: hardness measured per pair, label noise, finer grid; 3: omission pairs; 4: chosen noise
+WORLD_VERSION = 4
 # The trained weights depend on torch's intra-op thread count (reductions split differently): one
 # seed built with 1 and with 2 threads gives two different SFT policies, and DPO from each lands
 # ~0.02 apart in extra-object rate (benchmarks/tiny_effect.md). The build pins the count (1 is
@@ -210,6 +211,7 @@ def _build(config: DamoConfig, out: str | Path, kernels: dict[str, str]) -> dict
     cfg, seed, out = config.tiny_world, config.seed, Path(out)
     check_empty(out)
     train, validation = make_pairs(cfg, seed)
+    clip.check_answers_fit(cfg, train.rows + validation.rows)  # fail now, not after the pre-training
     pair_hashes = {hashlib.sha256(b).hexdigest() for b in train.images + validation.images}
     bench = write_benchmark(cfg, seed, out / "benchmark", pair_hashes)
     model, processor, policy_info = build_policy(cfg, seed, train, out / "policy")

@@ -107,13 +107,35 @@ def load_clip_folder(path: str | Path) -> tuple[open_clip.CLIP, Preprocess, Toke
     return model, preprocess, tokenizer
 
 
+def check_fits(tokens: torch.Tensor, texts: list[str]) -> None:
+    """Refuse texts that the tokenizer cut to its context: CLIP would judge a text it never read whole.
+
+    open_clip's SimpleTokenizer truncates silently and then puts the end-of-text token in the last
+    position; a text that exactly fills the context looks the same, so it is refused too (a text must
+    leave the last position as padding).
+    """
+    cut = [text for text, row in zip(texts, tokens) if int(row[-1]) != 0]
+    if cut:
+        raise ValueError(f"{len(cut)} text(s) longer than the tiny CLIP's {tokens.shape[1]}-token context "
+                         f"(tiny_world.clip_context_length), e.g. {cut[0]!r}")
+
+
+def check_answers_fit(cfg: TinyWorldConfig, rows: list[dict[str, Any]]) -> None:
+    """Before anything is trained: every chosen and rejected answer fits the tiny CLIP's context."""
+    tokenizer = open_clip.SimpleTokenizer(context_length=cfg.clip_context_length)
+    texts = sorted({row[key] for row in rows for key in ("chosen", "rejected")}, key=len, reverse=True)
+    check_fits(tokenizer(texts), texts)
+
+
 @torch.no_grad()
 def similarities(model: open_clip.CLIP, tokenizer: Tokenizer, pixels: torch.Tensor,
                  texts: list[list[str]]) -> list[torch.Tensor]:
     """Cosine similarity of image i (``pixels`` (N, 3, H, W)) with each of its texts ``texts[i]``."""
     image_features = model.encode_image(pixels, normalize=True)
     flat = [t for group in texts for t in group]
-    text_features = model.encode_text(tokenizer(flat), normalize=True)
+    tokens = tokenizer(flat)
+    check_fits(tokens, flat)
+    text_features = model.encode_text(tokens, normalize=True)
     out, start = [], 0
     for i, group in enumerate(texts):
         out.append(text_features[start:start + len(group)] @ image_features[i])

@@ -7,6 +7,10 @@ chosen = the correct description. rejected = the same description with one hallu
 - ``omission`` (with ``omission_fraction``, scenes of two or more shapes only): the description stops
   one shape early (``There is a red circle.`` for a red circle and a blue square). It hallucinates
   nothing; it is the mirror of an extra-object pair, the one pair that prefers a true `` and``.
+With ``chosen_noise`` (every split) both answers of a share of the pairs also mention the same absent
+object (``invented``): ``There is a red circle and a cat.`` over ``There is a red circle and a dog and
+a cat.``. The chosen answer is then better, not perfect, as in real preference data, so fine-tuning on
+the chosen answers alone keeps the SFT model's hallucination prior, and only the preference removes it.
 The ``kind`` says how a rejected answer was *constructed*; whether a pair is ``hard`` is *measured*
 after the models are trained (``damo.tinyworld.hardness``): the build fills ``clip_margin``,
 ``sft_margin`` and ``hardness`` per pair. With ``label_noise`` a share of the *training* pairs has
@@ -27,7 +31,17 @@ import pyarrow as pa
 from damo.config import TinyWorldConfig
 from damo.data.dataset import BASE_SCHEMA
 from damo.tinyworld.images import png_bytes, random_scene, render
-from damo.tinyworld.vocab import COLOURS, HALLUCINATED_OBJECTS, QUESTIONS, SHAPES, Scene, caption, describe
+from damo.tinyworld.vocab import (
+    COLOURS,
+    HALLUCINATED_OBJECTS,
+    QUESTIONS,
+    SHAPES,
+    Scene,
+    caption,
+    describe,
+    mentioned,
+    phrases,
+)
 
 SOURCE = "tiny_world"
 PAIR_SCHEMA = pa.schema(
@@ -38,6 +52,7 @@ PAIR_SCHEMA = pa.schema(
         ("truth", pa.list_(pa.string())),  # colours and shapes present in the image
         ("hallucinated", pa.list_(pa.string())),  # words of the hallucinating answer absent from the image
         ("swapped", pa.bool_()),  # label noise: `chosen` is the hallucinating answer
+        ("invented", pa.string()),  # chosen noise: the absent object BOTH answers mention, or null
         ("clip_margin", pa.float32()),  # CLIP cos(image, true) − cos(image, hallucinating)
         ("sft_margin", pa.float32()),  # SFT policy log p(true) − log p(hallucinating), nats
     ]
@@ -116,6 +131,16 @@ def noisy_caption(scene: Scene, rng: random.Random, noise: float) -> str:
     return describe(scene)
 
 
+def with_invented_object(row: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """``row`` with one absent object, named by neither answer, appended to BOTH answers: the pair
+    still differs by its one edit, but its chosen answer now hallucinates too."""
+    named = mentioned(row["chosen"]) | mentioned(row["rejected"])
+    obj = rng.choice([o for o in HALLUCINATED_OBJECTS if o not in named])
+    return {**row, "chosen": caption([*phrases(row["chosen"]), f"a {obj}"]),
+            "rejected": caption([*phrases(row["rejected"]), f"a {obj}"]),
+            "hallucinated": [*row["hallucinated"], obj], "invented": obj}
+
+
 def scenes(rng: random.Random, cfg: TinyWorldConfig, count: int) -> Iterator[tuple[Scene, bytes]]:
     """``count`` random scenes with their PNG bytes."""
     for _ in range(count):
@@ -127,17 +152,18 @@ def pair_rows(cfg: TinyWorldConfig, seed: int) -> Iterator[tuple[Scene, dict[str
     """``cfg.num_pairs`` (scene, row of the preference dataset), train first, then validation.
 
     The measured columns (``hardness``, ``clip_margin``, ``sft_margin``) are left empty here. The
-    label-noise and omission draws have their own random streams, so the scenes (and the SFT policy
-    and CLIP trained on them) do not depend on ``label_noise`` or ``omission_fraction``.
+    label-noise, omission and chosen-noise draws have their own random streams, so the scenes (and
+    the SFT policy and CLIP trained on them) do not depend on ``label_noise``, ``omission_fraction``
+    or ``chosen_noise``.
     """
     rng, noise = random.Random(f"pairs-{seed}"), label_noise_draws(seed)
-    omissions = random.Random(f"omission-{seed}")
+    omissions, inventions = random.Random(f"omission-{seed}"), random.Random(f"chosen-noise-{seed}")
     num_train = cfg.num_pairs - round(cfg.num_pairs * cfg.validation_fraction)
     for i, (scene, image) in enumerate(scenes(rng, cfg, cfg.num_pairs)):
         rejected = rejection(scene, rng, cfg.hard_fraction)
         if omissions.random() < cfg.omission_fraction and len(scene.shapes) > 1:
             rejected = with_omission(scene)
-        yield scene, with_label_noise({
+        row = {
             "id": f"tw-{i:06d}",
             "split": "train" if i < num_train else "validation",
             "image": image,
@@ -150,9 +176,13 @@ def pair_rows(cfg: TinyWorldConfig, seed: int) -> Iterator[tuple[Scene, dict[str
             "truth": scene.truth,
             "hallucinated": rejected.hallucinated,
             "swapped": False,
+            "invented": None,
             "clip_margin": None,
             "sft_margin": None,
-        }, noise.random(), cfg.label_noise)
+        }
+        if inventions.random() < cfg.chosen_noise:
+            row = with_invented_object(row, inventions)
+        yield scene, with_label_noise(row, noise.random(), cfg.label_noise)
 
 
 def label_noise_draws(seed: int) -> random.Random:
@@ -171,6 +201,14 @@ def with_label_noise(row: dict[str, Any], draw: float, fraction: float) -> dict[
     return {**row, "chosen": row["rejected"], "rejected": row["chosen"], "swapped": True}
 
 
+def true_description(row: dict[str, Any]) -> str:
+    """The exact description of the pair's image: its better answer without the invented object."""
+    better, _ = true_and_hallucinating(row)
+    invented = row.get("invented")  # absent from worlds built before version 4
+    return caption([p for p in phrases(better) if p != f"a {invented}"]) if invented else better
+
+
 def true_and_hallucinating(row: dict[str, Any]) -> tuple[str, str]:
-    """(the true description, the hallucinating answer) of a pair, whatever its label noise."""
+    """(the better answer, the hallucinating one) of a pair, whatever its label noise. The better answer
+    is the exact description unless the pair has an ``invented`` object (:func:`true_description`)."""
     return (row["rejected"], row["chosen"]) if row["swapped"] else (row["chosen"], row["rejected"])

@@ -35,6 +35,8 @@ import damo
 from damo.config import DamoConfig, load_config
 from damo.errors import DamoError
 from damo.tinyworld.build import BUILD_THREADS, build_here, check_empty
+from damo.tinyworld.clip import check_answers_fit
+from damo.tinyworld.pairs import pair_rows
 
 log = logging.getLogger(__name__)
 PINNED_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}
@@ -73,6 +75,7 @@ def build(config: DamoConfig, out: str | Path) -> dict[str, Any]:
     """Build the tiny world into ``out`` (absent or empty) in a child process with pinned kernels;
     returns the summary :func:`damo.tinyworld.build.build_here` returns (the pins are in report.json)."""
     check_empty(Path(out))  # refused here, by name, rather than as a failed child
+    check_answers_fit(config.tiny_world, [row for _, row in pair_rows(config.tiny_world, config.seed)])
     pinned = cpu_runs_pinned_kernels()
     if not pinned:
         log.warning("this CPU (%s) cannot run the pinned AVX2 kernels: the tiny world is built with its "

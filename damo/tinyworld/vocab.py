@@ -67,6 +67,14 @@ def caption(phrases: Sequence[str]) -> str:
     return "There is " + " and ".join(phrases) + "."
 
 
+def phrases(text: str) -> list[str]:
+    """:func:`caption`'s inverse: ``"There is a red circle and a dog."`` → ``["a red circle", "a dog"]``."""
+    prefix, suffix = caption(["\0"]).split("\0")
+    if not (text.startswith(prefix) and text.endswith(suffix)) or len(text) <= len(prefix) + len(suffix):
+        raise ValueError(f"not a tiny-world caption: {text!r}")
+    return text[len(prefix):-len(suffix)].split(" and ")
+
+
 def describe(scene: Scene) -> str:
     """The correct description: every shape, left to right, nothing else."""
     return caption([s.phrase for s in scene.shapes])

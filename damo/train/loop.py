@@ -25,7 +25,14 @@ from damo.config import DamoConfig
 from damo.contract import DELTA_COLUMN, REFERENCE_COLUMNS
 from damo.data.dataset import PreferenceDataset
 from damo.errors import DamoError
-from damo.loss import ARMS, NonFiniteLossInput, PreferenceLoss, data_factor_from_delta
+from damo.loss import (
+    ARMS,
+    DamaLossOutput,
+    NonFiniteLossInput,
+    PreferenceLoss,
+    chosen_nll,
+    data_factor_from_delta,
+)
 from damo.models import load_policy, load_processor, resolve_model
 from damo.train import checkpoint
 from damo.train.batch import PairBatch, collate_pairs
@@ -106,9 +113,23 @@ class Trainer:
                         keep_set_generator(self.config.seed, step, micro), local_mask=local)
         if not torch.isfinite(out.losses.detach()).all():
             raise NonFiniteLossInput(f"the loss is non-finite: {out.losses.detach().tolist()}")
-        self.engine.backward(out.loss)
+        self.engine.backward(self._objective(out, chosen, batch))
         self.engine.step()
         metrics.add(out, len(indices), all_reduce_sum(float(batch.num_tokens), self.dev))
+
+    def _objective(self, out: DamaLossOutput, chosen: torch.Tensor, batch: PairBatch) -> torch.Tensor:
+        """The preference loss, plus the chosen answers' NLL when ``train.loss.chosen_nll_weight`` > 0.
+
+        ``chosen`` is this rank's (B,) policy log-probs: the NLL is averaged over this rank's pairs,
+        as the preference loss is over this rank's kept pairs.
+        """
+        options = self.config.train.loss
+        loss = options.preference_weight * out.loss
+        if options.chosen_nll_weight > 0:
+            nll = chosen_nll(chosen, batch.response_mask[: batch.num_pairs].sum(dim=1))
+            out.extra["chosen_nll"] = float(nll.detach())
+            loss = loss + options.chosen_nll_weight * nll
+        return loss
 
     def train_step(self, step: int) -> dict[str, float]:
         started = time.perf_counter()

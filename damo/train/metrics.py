@@ -33,7 +33,9 @@ class StepMetrics:
         rejected = torch.cat([o.rejected_rewards for o in outs])
         beta = torch.cat([o.beta for o in outs])
         margin = chosen - rejected
+        extras = {key: sum(o.extra[key] for o in outs) / len(outs) for key in outs[0].extra}
         return {
+            **extras,
             "loss": float(kept_losses.mean()),
             "rewards/chosen": float(chosen.mean()),
             "rewards/rejected": float(rejected.mean()),

@@ -79,6 +79,8 @@ def model_card(config: DamoConfig, *, base_model: str, data: str, data_checksum:
         "# Aligned with DAMA (damo)", "",
         f"Preference-optimised from `{base_model}` with the **{t.loss.arm}** loss arm of DAMA "
         "(Data- and Model-aware Alignment, Lu et al., ICML 2025).", "",
+        *([f"Objective: **{t.loss.objective}** (the NLL of the chosen answers is not part of DAMA).", ""]
+          if t.loss.chosen_nll_weight > 0 else []),
         "## Data", f"- dataset: `{data}` (checksum `{data_checksum}`)", f"- training pairs: {num_pairs}",
     ]
     if delta_mean is not None:

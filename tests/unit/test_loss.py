@@ -35,6 +35,7 @@ from damo.loss import (
     NonFiniteLossInput,
     PreferenceLoss,
     RunningGap,
+    chosen_nll,
     data_factor_from_delta,
     gumbel_top_k,
     keep_count,
@@ -282,3 +283,36 @@ def test_every_rank_keeps_the_same_pairs() -> None:
     masks = results[0]["masks"]
     assert all(sum(m) == 12 for m in masks)  # K = ⌊0.8 · 16⌋
     assert len({tuple(m) for m in masks}) > 1  # the draw really varies by step
+
+
+def test_chosen_nll_is_the_mean_per_token_nll_over_pairs() -> None:
+    # Pair 1: logp −3 over 3 tokens → 1 nat/token; pair 2: −1 over 2 → 0.5. Mean 0.75.
+    logps = torch.tensor([-3.0, -1.0], dtype=torch.float64, requires_grad=True)
+    nll = chosen_nll(logps, torch.tensor([3, 2]))
+    assert nll.item() == pytest.approx(0.75)
+    nll.backward()
+    # d/dlogp_i of mean(−logp_i / n_i) = −1 / (n_i · B): a short answer's log-prob weighs more
+    assert logps.grad.tolist() == pytest.approx([-1 / 6, -1 / 4])
+
+
+def test_chosen_nll_refuses_mismatched_or_empty_answers() -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        chosen_nll(torch.tensor([-1.0, -2.0]), torch.tensor([1]))
+    with pytest.raises(ValueError, match="at least one response token"):
+        chosen_nll(torch.tensor([-1.0]), torch.tensor([0]))
+
+
+def test_a_loss_with_nothing_to_train_is_refused() -> None:
+    with pytest.raises(ValueError, match="both 0"):
+        LossConfig.model_validate({"preference_weight": 0})
+    assert LossConfig.model_validate({"preference_weight": 0, "chosen_nll_weight": 1}).preference_weight == 0
+
+
+@pytest.mark.parametrize(("settings", "objective"), [
+    ({}, "dama"),
+    ({"arm": "dpo", "chosen_nll_weight": 0.5}, "dpo + 0.5·nll(chosen)"),
+    ({"preference_weight": 0, "chosen_nll_weight": 1}, "1·nll(chosen)"),
+    ({"preference_weight": 2}, "2·dama"),
+])
+def test_the_objective_names_every_term_it_trains(settings: dict[str, object], objective: str) -> None:
+    assert LossConfig.model_validate(settings).objective == objective

@@ -26,7 +26,8 @@ QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pa
 def test_dataset_follows_the_contract(tiny_world_quick: Path) -> None:
     data = PreferenceDataset(tiny_world_quick / "data", verify=True)
     assert set(BASE_COLUMNS) <= set(data.columns)
-    measured = {"hardness", "kind", "truth", "hallucinated", "swapped", "clip_margin", "sft_margin"}
+    measured = {"hardness", "kind", "truth", "hallucinated", "swapped", "invented", "clip_margin",
+                "sft_margin"}
     assert measured <= set(data.columns)
     assert len(data) == 64 and data.manifest.splits == {"train": 58, "validation": 6}
     rows = data.read().to_pylist()
@@ -132,3 +133,21 @@ def test_build_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty"):
         build(load_config("tiny", QUICK), tmp_path)
+
+
+def test_a_world_whose_answers_do_not_fit_the_clip_context_is_refused_before_training(tmp_path: Path) -> None:
+    # chosen noise adds an object: the longest answers take 18 tokens, the default context is 16
+    with pytest.raises(ValueError, match="16-token context .*clip_context_length"):
+        build(load_config("tiny", (*QUICK, "tiny_world.chosen_noise=0.4")), tmp_path / "w")
+    assert not (tmp_path / "w" / "policy").exists()  # refused before the policy was built
+
+
+def test_a_world_with_chosen_noise_records_the_invented_objects(tmp_path: Path) -> None:
+    build(load_config("tiny", (*QUICK, "tiny_world.chosen_noise=0.5", "tiny_world.clip_context_length=19")),
+          tmp_path / "w")
+    rows = PreferenceDataset(tmp_path / "w" / "data").read().to_pylist()
+    invented = [r for r in rows if r["invented"]]
+    assert invented and len(invented) < len(rows)
+    for r in invented:
+        assert r["invented"] in mentioned(r["chosen"]) and r["invented"] in mentioned(r["rejected"])
+        assert r["invented"] not in r["truth"]

@@ -87,3 +87,11 @@ def test_at_floor_takes_each_arms_lowest_rate_among_its_well_formed_runs() -> No
     assert row["dama"] == {"rate": 0.12, "steps": 80, "open": False}
     assert row["dpo"] == {"rate": 0.15, "steps": 160, "open": True}
     assert row["wins"] is True
+
+
+def test_every_arm_is_a_valid_config_and_the_controls_say_what_they_train() -> None:
+    objectives = {arm: load_config("tiny", overrides).train.loss.objective
+                  for arm, overrides in tiny_effect.ARMS.items()}
+    assert objectives["dama"] == objectives["dama_running_std"] == "dama"
+    assert objectives["sft_chosen"] == "1·nll(chosen)"  # no preference at all: the control
+    assert objectives["dama_nll"] == "dama + 1·nll(chosen)"

@@ -1,6 +1,7 @@
 """Pairs of the tiny world: chosen is the truth, rejected adds exactly one absent word (or, for an
-omission, stops one shape early); label noise swaps a configured share of the training pairs only;
-hardness is a measurement, not the edit kind."""
+omission, stops one shape early); chosen noise invents one absent object in both answers of a share
+of the pairs; label noise swaps a configured share of the training pairs only; hardness is a
+measurement, not the edit kind."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from damo.tinyworld.pairs import (
     noisy_caption,
     pair_rows,
     true_and_hallucinating,
+    true_description,
     with_omission,
     with_wrong_attribute,
 )
 from damo.tinyworld.vocab import HALLUCINATED_OBJECTS, Scene, Shape, describe, mentioned
 
-CFG = TinyWorldConfig(num_pairs=200)
+CFG = TinyWorldConfig(num_pairs=200, chosen_noise=0.0)
 
 
 def test_chosen_is_the_truth_and_rejected_adds_one_absent_word() -> None:
@@ -44,8 +46,8 @@ def test_all_kinds_and_both_splits_occur() -> None:
 
 
 def test_omissions_replace_that_share_of_multi_shape_rejections_and_move_no_scene() -> None:
-    plain = list(pair_rows(TinyWorldConfig(num_pairs=2000, omission_fraction=0.0), seed=0))
-    mixed = list(pair_rows(TinyWorldConfig(num_pairs=2000, omission_fraction=0.5), seed=0))
+    plain = list(pair_rows(TinyWorldConfig(num_pairs=2000, omission_fraction=0.0, chosen_noise=0.0), seed=0))
+    mixed = list(pair_rows(TinyWorldConfig(num_pairs=2000, omission_fraction=0.5, chosen_noise=0.0), seed=0))
     multi = [(p, m) for (scene, p), (_, m) in zip(plain, mixed) if len(scene.shapes) > 1]
     share = sum(m["kind"] == "omission" for _, m in multi) / len(multi)
     assert 0.45 < share < 0.55, share
@@ -54,6 +56,37 @@ def test_omissions_replace_that_share_of_multi_shape_rejections_and_move_no_scen
         assert s_plain == s_mixed and p["image"] == m["image"] and p["question"] == m["question"]
         assert m["kind"] == "omission" or m == p
         assert len(s_mixed.shapes) > 1 or m["kind"] != "omission"
+
+
+def test_chosen_noise_invents_one_object_in_both_answers_and_keeps_every_preference() -> None:
+    clean = list(pair_rows(TinyWorldConfig(num_pairs=2000, chosen_noise=0.0), seed=0))
+    noisy = list(pair_rows(TinyWorldConfig(num_pairs=2000, chosen_noise=0.4), seed=0))
+    share = sum(n["invented"] is not None for _, n in noisy) / len(noisy)
+    assert 0.37 < share < 0.43, share
+    assert {n["split"] for _, n in noisy if n["invented"]} == {"train", "validation"}
+    for (scene, c), (same_scene, n) in zip(clean, noisy):
+        assert scene == same_scene and c["image"] == n["image"] and c["kind"] == n["kind"]
+        assert true_description(n) == true_description(c) == c["chosen"] == describe(scene)
+        if n["invented"] is None:
+            assert n == c
+            continue
+        obj = n["invented"]
+        assert obj in HALLUCINATED_OBJECTS and obj not in mentioned(c["chosen"]) | mentioned(c["rejected"])
+        # the chosen answer hallucinates now, and the rejected one still has its one edit more
+        assert mentioned(n["chosen"]) == mentioned(c["chosen"]) | {obj}
+        assert mentioned(n["rejected"]) == mentioned(c["rejected"]) | {obj}
+        assert n["chosen"].endswith(f" and a {obj}.") and n["rejected"].endswith(f" and a {obj}.")
+        assert n["hallucinated"] == [*c["hallucinated"], obj]
+
+
+def test_true_description_undoes_label_noise_and_chosen_noise_together() -> None:
+    rows = [row for _, row in pair_rows(TinyWorldConfig(num_pairs=600, chosen_noise=0.5, label_noise=0.4),
+                                        seed=1)]
+    both = [r for r in rows if r["swapped"] and r["invented"]]
+    assert both  # the case exists in this draw
+    for (scene, _), row in zip(pair_rows(TinyWorldConfig(num_pairs=600, chosen_noise=0.5, label_noise=0.4),
+                                         seed=1), rows):
+        assert true_description(row) == describe(scene)
 
 
 def test_a_one_shape_scene_cannot_get_an_omission() -> None:
@@ -106,3 +139,13 @@ def test_label_noise_swaps_that_share_of_training_pairs_and_no_validation_pair()
 ])
 def test_a_pair_is_hard_when_either_judge_barely_prefers_the_truth(clip_margin, sft_margin, expected) -> None:
     assert classify(clip_margin, sft_margin, hard_margin=1.0) == expected
+
+
+def test_phrases_inverts_caption_and_refuses_other_text() -> None:
+    from damo.tinyworld.vocab import caption, phrases
+
+    for parts in (["a red circle"], ["a red circle", "a blue square", "a dog"]):
+        assert phrases(caption(parts)) == parts
+    for bad in ("Hello.", "There is ", "There is a red circle"):
+        with pytest.raises(ValueError, match="not a tiny-world caption"):
+            phrases(bad)

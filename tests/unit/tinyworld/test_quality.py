@@ -57,3 +57,16 @@ def test_hard_pairs_are_the_ones_the_sft_model_or_clip_barely_gets_right(tiny_wo
     assert measured["wrong_shape"]["hard_share"] > 0.5 > 0.05 > measured["wrong_colour"]["hard_share"]
     assert measured["extra_object"]["hard_share"] < 0.05
     assert measured["wrong_shape"]["sft_ranks_right"] < 0.9 < measured["wrong_colour"]["sft_ranks_right"]
+
+
+def test_clip_refuses_a_text_longer_than_its_context_instead_of_reading_it_cut() -> None:
+    import open_clip
+
+    from damo.tinyworld.clip import check_fits
+
+    tokenizer = open_clip.SimpleTokenizer(context_length=16)
+    fits = "There is a red circle and a blue square and a cat."  # 13 tokens + start and end
+    cut = "There is a red circle and a blue square and a dog and a cat."  # 16 + 2: the cat is cut off
+    check_fits(tokenizer([fits]), [fits])
+    with pytest.raises(ValueError, match="16-token context .*clip_context_length.*a dog and a cat"):
+        check_fits(tokenizer([fits, cut]), [fits, cut])

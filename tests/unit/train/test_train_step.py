@@ -75,6 +75,30 @@ def test_dama_arm_keeps_a_subset_and_scales_beta_per_pair(tiny_reference_pairs: 
     assert history[-1]["running_gap"] != 0.0
 
 
+def test_chosen_nll_alone_trains_the_chosen_answers_up(tiny_reference_pairs: Path, tiny_llava: Path,
+                                                      tmp_path: Path) -> None:
+    # preference_weight=0 leaves only the NLL of the chosen answers: the "SFT on chosen" control.
+    train(tiny_reference_pairs, tiny_llava, tmp_path / "out", "train.loss.chosen_nll_weight=1.0",
+          "train.loss.preference_weight=0")
+    history = json.loads((tmp_path / "out" / "metrics.json").read_text())["history"]
+    nll = [h["chosen_nll"] for h in history]
+    assert nll[-1] < nll[0]
+    assert history[-1]["rewards/chosen"] > 0  # the chosen answers are now likelier than under the reference
+    card = (tmp_path / "out" / "model" / "README.md").read_text()
+    assert "Objective: **1·nll(chosen)** (the NLL of the chosen answers is not part of DAMA)" in card
+
+
+def test_chosen_nll_is_reported_only_when_it_is_trained(tiny_reference_pairs: Path, tiny_llava: Path,
+                                                       tmp_path: Path) -> None:
+    train(tiny_reference_pairs, tiny_llava, tmp_path / "with", "train.loss.chosen_nll_weight=0.5",
+          "train.max_steps=1")
+    train(tiny_reference_pairs, tiny_llava, tmp_path / "without", "train.max_steps=1")
+    with_nll, without = (json.loads((tmp_path / name / "metrics.json").read_text())["history"][0]
+                         for name in ("with", "without"))
+    assert with_nll["chosen_nll"] > 0 and "chosen_nll" not in without
+    assert with_nll["loss"] == pytest.approx(without["loss"])  # the first step: the same policy
+
+
 def test_resume_continues_exactly_where_the_run_stopped(tiny_reference_pairs: Path, tiny_llava: Path,
                                                         tmp_path: Path) -> None:
     train(tiny_reference_pairs, tiny_llava, tmp_path / "full")
