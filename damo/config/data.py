@@ -31,10 +31,10 @@ class TinyWorldConfig(Section):
     # chosen answer of RLAIF-V is the less hallucinating of two samples). At 0 every chosen answer is
     # the exact description, and fine-tuning on the chosen answers alone removes the SFT prior as
     # well as any preference loss: the world could not show what a preference adds
-    # (benchmarks/tiny_effect.md, "What the preference adds over its chosen answer"). Not the default:
-    # the tiny CLIP ranks pairs in which both answers invent an object the wrong way round, which
-    # inverts DAMA's data factor on them. Above 0 the longest answers need clip_context_length ≥ 19
-    # (the build refuses to start otherwise).
+    # (benchmarks/tiny_effect.md, "What the preference adds over its chosen answer"). Above 0 the
+    # CLIP is also trained on such pairs (clip.invented_pair_loss), and the longest answers need
+    # clip_context_length ≥ 19 (the build refuses to start otherwise). Not yet the default: the
+    # demo's step count was chosen on worlds without it.
     chosen_noise: float = Field(0.0, ge=0.0, le=1.0)
     # Share of TRAINING pairs with chosen and rejected swapped (recorded per pair as `swapped`);
     # validation pairs stay clean. The noisy world is where DAMA's per-pair β should beat DPO.

@@ -70,3 +70,35 @@ def test_clip_refuses_a_text_longer_than_its_context_instead_of_reading_it_cut()
     check_fits(tokenizer([fits]), [fits])
     with pytest.raises(ValueError, match="16-token context .*clip_context_length.*a dog and a cat"):
         check_fits(tokenizer([fits, cut]), [fits, cut])
+
+
+def test_the_invented_pair_term_teaches_clip_to_prefer_the_answer_with_fewer_absent_objects() -> None:
+    import random
+
+    import torch
+
+    from damo.config import TinyWorldConfig
+    from damo.tinyworld.clip import build_clip, invented_pair_loss
+    from damo.tinyworld.images import random_scene, render
+    from damo.tinyworld.pairs import with_extra_object
+    from damo.tinyworld.vocab import describe
+
+    cfg = TinyWorldConfig(chosen_noise=1.0, clip_context_length=20)
+    model, preprocess, tokenizer = build_clip(cfg, seed=0)
+    rng = random.Random(0)
+    scenes = [random_scene(rng, cfg.image_size, cfg.max_shapes) for _ in range(16)]
+    pixels = torch.stack([preprocess(render(s, cfg.image_size, rng)) for s in scenes])
+    positives = [describe(s) for s in scenes]
+    negatives = [with_extra_object(s, rng).text for s in scenes]
+
+    def loss() -> torch.Tensor:  # the same invented objects every time: one fixed set of pairs
+        features = model.encode_image(pixels, normalize=True)
+        return invented_pair_loss(model, tokenizer, features, positives, negatives, 1.0, random.Random(1))
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    before = float(loss())
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    assert float(loss()) < 0.5 * before, (before, float(loss()))
