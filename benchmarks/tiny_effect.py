@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/tiny_effect.py [--world DIR] [--arms dpo data model dama dama_running_std
-        sft_chosen dama_nll]
+        sft_chosen dama_nll dama_fork]
         [--seeds 0 1 2] [--steps 40 80 160] [--noise 0.0 0.3] [--samples 4] [--set k=v ...] [--out DIR]
 
 The tiny world (built and cached under ``.cache/tiny-world`` when ``--world`` is not given) goes
@@ -58,6 +58,9 @@ ARMS: dict[str, list[str]] = {
     # that NLL added (RPO's anchor). They show what the preference itself adds over its chosen answer.
     "sft_chosen": ["train.loss.preference_weight=0", "train.loss.chosen_nll_weight=1"],
     "dama_nll": ["train.loss.arm=dama", "train.loss.chosen_nll_weight=1"],
+    # Not DAMA either: dama with rejected answers summed only through their fork, which stops the loss
+    # lowering the correct words after a wrong one (tiny_effect.md, "Why longer runs break the grammar").
+    "dama_fork": ["train.loss.arm=dama", "train.loss.rejected_tokens=through_fork"],
 }
 TABLE_KEYS = ["kl", "chosen_shift", "reward_acc", "reward_acc.hard", "reward_acc.easy",
               "reward_acc.extra_object", "reward_acc.wrong_colour", "reward_acc.wrong_shape",
@@ -115,6 +118,13 @@ def prepare(world: Path, data: Path, work: Path, overrides: list[str]) -> Path:
     if not (work / "ref" / "manifest.json").is_file():
         reference(config, ReferencePaths(data=work / "scored", model=str(world / "policy"), out=work / "ref"))
     return work / "ref"
+
+
+def rejected_tokens(arm: str) -> str:
+    """The arm's ``train.loss.rejected_tokens``: its reference columns must sum the same tokens."""
+    from damo.config import load_config
+
+    return load_config("tiny", ARMS[arm]).train.loss.rejected_tokens
 
 
 def train_one(data: Path, world: Path, out: Path, arm: str, seed: int, steps: int, overrides: list[str]
@@ -261,6 +271,10 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
     with the same ``--out`` resumes: finished runs are kept)."""
     data = args.world / "data" if noise == 0 else noisy_copy(args.world, noise, out / "noisy-data")
     ready = prepare(args.world, data, out, args.overrides)
+    # Arms that sum other rejected tokens train on reference columns summed the same way.
+    ready_for = {arm: ready if rejected_tokens(arm) == "all" else prepare(
+        args.world, data, out / f"rejected-{rejected_tokens(arm)}",
+        [*args.overrides, f"train.loss.rejected_tokens={rejected_tokens(arm)}"]) for arm in args.arms}
     reference = measure.load(args.world / "policy")
     held, images = measure.held_out(ready, reference), measure.bench(args.world, reference[1])
     level = results["noise"].setdefault(str(noise), {"runs": {}})
@@ -279,7 +293,7 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
                 name = f"{arm}-seed{seed}-steps{steps}"
                 if name in level["runs"]:
                     continue
-                trained = train_one(ready, args.world, out / name, arm, seed, steps, args.overrides)
+                trained = train_one(ready_for[arm], args.world, out / name, arm, seed, steps, args.overrides)
                 level["runs"][name] = {"arm": arm, "seed": seed, "steps": int(trained["steps"]),
                                        "train_final": trained["final"], "train_seconds": trained["seconds"],
                                        **measured(measure.load(Path(trained["model"])), seed)}

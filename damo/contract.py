@@ -16,6 +16,9 @@ PAIR_COLUMNS = ("id", "image", "question", "chosen", "rejected")
 # Added by the score step (CLIP hardness δ) and the reference step (the SFT model's log-probs).
 DELTA_COLUMN = "delta"
 REFERENCE_COLUMNS = ("reference_chosen_logps", "reference_rejected_logps")
+# The reference step's manifest report names which rejected tokens those log-probs sum
+# (``train.loss.rejected_tokens``); a report without it was written before the option: "all".
+REJECTED_TOKENS_REPORT = "rejected_tokens"
 
 # Kubernetes Secret keys = environment variable names (boto3 and MLflow conventions).
 S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")

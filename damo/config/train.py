@@ -31,17 +31,26 @@ class LossConfig(Section):
     # Weight of the preference loss itself. 0 with chosen_nll_weight > 0 is the "SFT on the chosen
     # answers" control of benchmarks/tiny_effect.md, which separates what preference learning adds.
     preference_weight: float = Field(1.0, ge=0.0)
+    # Which tokens of a rejected answer its summed log-prob counts, in the reference step and in
+    # training alike. "all" is the paper's and the authors' (every response token). "through_fork"
+    # counts it only through its first token that differs from the chosen answer: in a minimal-edit
+    # pair ("…a blue circle." over "…a red circle.") the words after the fork are right given their
+    # prefix, and lowering them pushes probability out of the answer's grammar (measured:
+    # benchmarks/tiny_effect.md, "Why longer runs break the grammar"). Not part of DAMA.
+    rejected_tokens: Literal["all", "through_fork"] = "all"
 
     @property
     def objective(self) -> str:
-        """What is trained, in words: ``dama``, ``dama + 0.5·nll(chosen)``, ``1·nll(chosen)``..."""
+        """What is trained, in words: ``dama``, ``dama + 0.5·nll(chosen)``, ``1·nll(chosen)``,
+        ``dama (rejected answers through their fork)``..."""
         terms = []
         if self.preference_weight > 0:
             weight = "" if self.preference_weight == 1 else f"{self.preference_weight:g}·"
             terms.append(f"{weight}{self.arm}")
         if self.chosen_nll_weight > 0:
             terms.append(f"{self.chosen_nll_weight:g}·nll(chosen)")
-        return " + ".join(terms)
+        tokens = "" if self.rejected_tokens == "all" else " (rejected answers through their fork)"
+        return " + ".join(terms) + tokens
 
     @model_validator(mode="after")
     def _something_to_train(self) -> LossConfig:

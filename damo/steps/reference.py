@@ -17,7 +17,7 @@ import torch
 
 from damo import device
 from damo.config import DamoConfig
-from damo.contract import PAIR_COLUMNS, REFERENCE_COLUMNS
+from damo.contract import PAIR_COLUMNS, REFERENCE_COLUMNS, REJECTED_TOKENS_REPORT
 from damo.data.dataset import Manifest, PreferenceDataset, map_dataset
 from damo.models import load_model, load_processor, model_provenance, resolve_model
 from damo.skeleton import StepResult, run_step
@@ -37,13 +37,15 @@ class ReferencePaths:
     out: Path
 
 
-def reference_logps_fn(scorer: PairLogps, processor: Any, dev: torch.device) -> Any:
-    """``fn(record_batch) -> {column: list[float]}`` for :func:`map_dataset`."""
+def reference_logps_fn(scorer: PairLogps, processor: Any, dev: torch.device,
+                       rejected_tokens: str = "all") -> Any:
+    """``fn(record_batch) -> {column: list[float]}`` for :func:`map_dataset`; ``rejected_tokens`` as
+    ``train.loss.rejected_tokens`` (the reference must sum the same tokens as the policy)."""
 
     @torch.inference_mode()
     def fn(batch: pa.RecordBatch) -> dict[str, list[float]]:
         rows = batch.select(list(PAIR_COLUMNS)).to_pylist()
-        pairs = collate_pairs(processor, rows).to(dev)
+        pairs = collate_pairs(processor, rows, rejected_tokens).to(dev)
         chosen, rejected = scorer(pairs)
         return {COLUMNS[0]: chosen.double().cpu().tolist(), COLUMNS[1]: rejected.double().cpu().tolist()}
 
@@ -85,10 +87,13 @@ def _add_columns(config: DamoConfig, paths: ReferencePaths) -> tuple[Manifest, d
     scorer = PairLogps(model, chunk_tokens=config.reference.logps_chunk_tokens)
     processor = load_processor(model_dir)
     fields = [pa.field(name, pa.float64()) for name in COLUMNS]
-    writer = map_dataset(source, paths.out, fields, reference_logps_fn(scorer, processor, dev),
-                         batch_size=config.reference.batch_size)
+    rejected_tokens = config.train.loss.rejected_tokens
+    fn = reference_logps_fn(scorer, processor, dev, rejected_tokens)
+    writer = map_dataset(source, paths.out, fields, fn, batch_size=config.reference.batch_size)
     writer.reports["reference"] = {
         **provenance, "precision": str(device.choose_dtype(config.reference.precision)),
         "source_checksum": source.manifest.checksum,
+        # Training refuses columns summed over other tokens than its own (damo.train.data).
+        REJECTED_TOKENS_REPORT: rejected_tokens,
     }
     return writer.close(), provenance

@@ -28,7 +28,9 @@ class PairBatch:
     """``B`` pairs. Rows ``0..B-1`` of the sequence tensors are chosen, rows ``B..2B-1`` rejected.
 
     - ``input_ids``, ``attention_mask``: (2B, T), right-padded;
-    - ``response_mask``: (2B, T) bool, True at response tokens (the ones whose log-probs are summed);
+    - ``response_mask``: (2B, T) bool, True at the response tokens whose log-probs are summed (all of
+      them, or a rejected answer's only through its fork: ``train.loss.rejected_tokens``); the sequence
+      itself always runs to the answer's end;
     - ``pixel_values``: (B, ...) one image per pair, encoded once for both sequences;
     - ``image_inputs``: other per-image processor outputs (``image_sizes``, ``image_grid_thw``...), (B, ...);
     - ``sequence_inputs``: per-token extras such as ``mm_token_type_ids``, (2B, T).
@@ -89,19 +91,39 @@ def _open_image(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data)).convert("RGB")
 
 
+def _all_tokens(chosen: list[int], rejected: list[int]) -> int:
+    """Every token of the rejected answer counts (the paper's and the authors' log-prob)."""
+    return len(rejected)
+
+
+def _through_fork(chosen: list[int], rejected: list[int]) -> int:
+    """The rejected answer counts through its first token that differs from the chosen answer (the
+    fork); the tokens after it are not part of what the pair says is wrong. Tokens before the fork are
+    shared by both answers, so their log-probs cancel in the margin either way."""
+    shorter = min(len(chosen), len(rejected))
+    fork = next((i for i, (c, r) in enumerate(zip(chosen, rejected)) if c != r), shorter)
+    return min(fork + 1, len(rejected))
+
+
+# train.loss.rejected_tokens → how many leading tokens of a rejected answer its log-prob sums.
+REJECTED_TOKENS = {"all": _all_tokens, "through_fork": _through_fork}
+
+
 def _pad_sequences(prompt_ids: list[list[int]], chosen: list[list[int]], rejected: list[list[int]],
-                   pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded (2B, T) ``input_ids``, ``attention_mask``, ``response_mask``; chosen rows first."""
+                   pad: int, counted: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (2B, T) ``input_ids``, ``attention_mask``, ``response_mask``; chosen rows first.
+    ``counted``: how many leading tokens of each rejected answer the response mask covers."""
     sequences = [p + c for p, c in zip(prompt_ids, chosen)] + [p + r for p, r in zip(prompt_ids, rejected)]
     prompt_lens = [len(p) for p in prompt_ids] * 2
+    response_lens = [len(c) for c in chosen] + counted
     length = max(len(s) for s in sequences)
     input_ids = torch.full((len(sequences), length), pad, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
     response_mask = torch.zeros((len(sequences), length), dtype=torch.bool)
-    for i, (seq, start) in enumerate(zip(sequences, prompt_lens)):
+    for i, (seq, start, counts) in enumerate(zip(sequences, prompt_lens, response_lens)):
         input_ids[i, : len(seq)] = torch.tensor(seq)
         attention_mask[i, : len(seq)] = 1
-        response_mask[i, start: len(seq)] = True
+        response_mask[i, start: start + counts] = True
     return input_ids, attention_mask, response_mask
 
 
@@ -121,8 +143,10 @@ def _sequence_inputs(encoded: Any, shape: torch.Size) -> dict[str, torch.Tensor]
     return out
 
 
-def collate_pairs(processor: Any, rows: Sequence[dict[str, Any]]) -> PairBatch:
-    """Tokenize ``rows`` (dataset records) into a :class:`PairBatch`."""
+def collate_pairs(processor: Any, rows: Sequence[dict[str, Any]], rejected_tokens: str = "all") -> PairBatch:
+    """Tokenize ``rows`` (dataset records) into a :class:`PairBatch`; ``rejected_tokens`` (a key of
+    :data:`REJECTED_TOKENS`, ``train.loss.rejected_tokens``) picks which rejected tokens are summed."""
+    count = REJECTED_TOKENS[rejected_tokens]
     tokenizer = processor.tokenizer
     prompts, chosen, rejected = [], [], []
     for row in rows:
@@ -137,7 +161,8 @@ def collate_pairs(processor: Any, rows: Sequence[dict[str, Any]]) -> PairBatch:
     prompt_ids = [ids[mask.bool()].tolist()
                   for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    input_ids, attention_mask, response_mask = _pad_sequences(prompt_ids, chosen, rejected, pad)
+    counted = [count(c, r) for c, r in zip(chosen, rejected)]
+    input_ids, attention_mask, response_mask = _pad_sequences(prompt_ids, chosen, rejected, pad, counted)
     return PairBatch(
         ids=[str(r["id"]) for r in rows], input_ids=input_ids, attention_mask=attention_mask,
         response_mask=response_mask, pixel_values=torch.as_tensor(encoded["pixel_values"]),

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from damo.config import TrainConfig
-from damo.contract import DELTA_COLUMN, PAIR_COLUMNS, REFERENCE_COLUMNS, TRAIN_SPLIT
+from damo.contract import DELTA_COLUMN, PAIR_COLUMNS, REFERENCE_COLUMNS, REJECTED_TOKENS_REPORT, TRAIN_SPLIT
 from damo.data.dataset import PreferenceDataset
 from damo.errors import DamoError
 
@@ -76,7 +76,8 @@ def make_schedule(config: TrainConfig, num_rows: int, world_size: int, seed: int
 class TrainRows:
     """The train split held in memory as columns (images as encoded bytes)."""
 
-    def __init__(self, dataset: PreferenceDataset, *, need_reference: bool, need_delta: bool):
+    def __init__(self, dataset: PreferenceDataset, *, need_reference: bool, need_delta: bool,
+                 rejected_tokens: str = "all"):
         columns = list(PAIR_COLUMNS)
         if need_reference:
             missing = [c for c in REFERENCE_COLUMNS if c not in dataset.columns]
@@ -84,6 +85,13 @@ class TrainRows:
                 raise TrainDataError(
                     f"{dataset.folder} lacks {missing}: run `damo reference` first, or set "
                     "train.reference=on_the_fly")
+            stored = reference_rejected_tokens(dataset)
+            if stored != rejected_tokens:
+                # The margin would compare a policy sum and a reference sum over different tokens.
+                raise TrainDataError(
+                    f"{dataset.folder}: its reference log-probs sum rejected answers over {stored!r} tokens, "
+                    f"but train.loss.rejected_tokens is {rejected_tokens!r}; rerun `damo reference` with "
+                    f"train.loss.rejected_tokens={rejected_tokens}")
             columns += REFERENCE_COLUMNS
         if need_delta:
             if DELTA_COLUMN not in dataset.columns:
@@ -105,6 +113,12 @@ class TrainRows:
         """(len(indices),) float64 values of a numeric column."""
         values = self.table.column(name).take(indices.tolist()).to_pylist()
         return torch.tensor(values, dtype=torch.float64)
+
+
+def reference_rejected_tokens(dataset: PreferenceDataset) -> str:
+    """Which rejected tokens the dataset's reference columns sum (``train.loss.rejected_tokens``)."""
+    report = dataset.manifest.reports.get("reference")
+    return str(report.get(REJECTED_TOKENS_REPORT, "all")) if isinstance(report, dict) else "all"
 
 
 def resolve_delta_mean(config: TrainConfig, dataset: PreferenceDataset) -> tuple[float, str]:

@@ -19,6 +19,7 @@ from damo.contract import PAIR_COLUMNS, REFERENCE_COLUMNS, VALIDATION_SPLIT
 from damo.data.dataset import DatasetError, PreferenceDataset
 from damo.models import load_model, load_processor
 from damo.train.batch import collate_pairs
+from damo.train.data import reference_rejected_tokens
 from damo.train.logps import PairLogps
 
 
@@ -28,6 +29,7 @@ def heldout_preference(model_dir: Path, data: Path, *, batch_size: int, chunk_to
     """The measures above for the model at ``model_dir`` on the ``split`` pairs of ``data``."""
     dataset = PreferenceDataset(data)
     dataset.require(*REFERENCE_COLUMNS)
+    rejected_tokens = reference_rejected_tokens(dataset)  # sum what the stored reference sums
     rows = dataset.read([*PAIR_COLUMNS, *REFERENCE_COLUMNS], split=split).to_pylist()
     if not rows:
         raise DatasetError(f"{data} has no {split!r} pairs to measure held-out preference on")
@@ -37,7 +39,8 @@ def heldout_preference(model_dir: Path, data: Path, *, batch_size: int, chunk_to
     chosen_parts, rejected_parts = [], []
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
-            chosen, rejected = scorer(collate_pairs(processor, rows[start:start + batch_size]).to(dev))
+            batch = collate_pairs(processor, rows[start:start + batch_size], rejected_tokens)
+            chosen, rejected = scorer(batch.to(dev))
             chosen_parts.append(chosen.double().cpu())
             rejected_parts.append(rejected.double().cpu())
     chosen, rejected = torch.cat(chosen_parts), torch.cat(rejected_parts)

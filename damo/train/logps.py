@@ -56,7 +56,9 @@ def shares_prompt(hf: Any, batch: PairBatch) -> bool:
 
 def _split(batch: PairBatch, pad: int) -> tuple[torch.Tensor, ...]:
     """The (2B, T) right-padded pairs as B left-padded prompts (B, P) and 2B right-padded responses
-    (2B, R): prompt ids and mask, response ids and mask, each response's prompt length (2B,)."""
+    (2B, R): prompt ids and mask, response ids, their attention mask and the mask of the tokens whose
+    log-probs are summed (the batch's response mask: a rejected answer may be summed only through its
+    fork), each response's prompt length (2B,)."""
     starts = batch.response_mask.int().argmax(dim=1)  # the first response token = the prompt length
     ends = batch.attention_mask.sum(dim=1)
     b = batch.num_pairs
@@ -66,6 +68,7 @@ def _split(batch: PairBatch, pad: int) -> tuple[torch.Tensor, ...]:
     prompt_mask = torch.zeros_like(prompt_ids)
     response_ids = ids.new_full((2 * b, length), pad)
     response_mask = torch.zeros_like(response_ids)
+    summed = torch.zeros_like(response_ids, dtype=torch.bool)
     for i in range(2 * b):
         start, end = int(starts[i]), int(ends[i])
         if i < b:
@@ -73,7 +76,8 @@ def _split(batch: PairBatch, pad: int) -> tuple[torch.Tensor, ...]:
             prompt_mask[i, width - start:] = 1
         response_ids[i, : end - start] = ids[i, start:end]
         response_mask[i, : end - start] = 1
-    return prompt_ids, prompt_mask, response_ids, response_mask, starts
+        summed[i, : end - start] = batch.response_mask[i, start:end]
+    return prompt_ids, prompt_mask, response_ids, response_mask, summed, starts
 
 
 class PairLogps(nn.Module):
@@ -102,12 +106,12 @@ class PairLogps(nn.Module):
 
     def shared_prompt_hidden(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The prompt-once path: (2B, R, H) hidden states predicting each response token, the (2B, R)
-        response ids and mask. Response token r is predicted by the state before it: the prompt's last
-        one for r = 0, the response's own at r - 1 after."""
+        response ids and the mask of those whose log-probs are summed. Response token r is predicted
+        by the state before it: the prompt's last one for r = 0, the response's own at r - 1 after."""
         hf = unwrap(self.model)
         pad = hf.config.get_text_config().pad_token_id
         split = _split(batch, 0 if pad is None else pad)
-        prompt_ids, prompt_mask, response_ids, response_mask, starts = split
+        prompt_ids, prompt_mask, response_ids, response_mask, summed, starts = split
         pixel_values = batch.pixel_values.to(dtype=next(hf.parameters()).dtype)
         image = hf.get_image_features(pixel_values=pixel_values, return_dict=True, **batch.image_inputs)
         positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
@@ -126,7 +130,7 @@ class PairLogps(nn.Module):
                        position_ids=response_positions, cache=cache, use_cache=True)
         last_prompt = prompt.last_hidden_state[:, -1:].repeat(2, 1, 1)
         hidden = torch.cat([last_prompt, out.last_hidden_state[:, :-1]], dim=1)
-        return hidden, response_ids, response_mask.bool()
+        return hidden, response_ids, summed
 
     def forward(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
         if shares_prompt(unwrap(self.model), batch):

@@ -101,7 +101,8 @@ class Trainer:
     def micro_step(self, step: int, micro: int, metrics: StepMetrics) -> None:
         indices = self.schedule.micro_indices(step, micro)
         mine = indices[self.schedule.rank_slice(self.rank)]
-        batch = collate_pairs(self.processor, self.rows.rows(mine)).to(self.dev)
+        batch = collate_pairs(self.processor, self.rows.rows(mine), self.config.train.loss.rejected_tokens)
+        batch = batch.to(self.dev)
         chosen, rejected = self.engine(batch)
         chosen, rejected = chosen.double(), rejected.double()
         policy_chosen = with_local(gather_vector(chosen), chosen, self.rank)
@@ -155,7 +156,8 @@ def build_trainer(config: DamoConfig, data: Path, model: str) -> Trainer:
     t = config.train
     dataset = PreferenceDataset(data)
     uses_data = arm_uses_data(t.loss.arm)
-    rows = TrainRows(dataset, need_reference=t.reference == "precomputed", need_delta=uses_data)
+    rows = TrainRows(dataset, need_reference=t.reference == "precomputed", need_delta=uses_data,
+                     rejected_tokens=t.loss.rejected_tokens)
     delta_mean = resolve_delta_mean(t, dataset) if uses_data else None
     schedule = make_schedule(t, len(rows), world, config.seed)
     model_dir = resolve_model(model, config)

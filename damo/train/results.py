@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from damo.config import DamoConfig, save_resolved
+from damo.config import DamoConfig, LossConfig, save_resolved
 from damo.skeleton import StepResult
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,14 @@ def save_model_folder(state_dict: dict[str, Any], base_dir: Path, config: DamoCo
     return folder
 
 
+def departures(loss: LossConfig) -> str:
+    """The options of ``loss`` that depart from DAMA's objective, in words ("" for none)."""
+    parts = [*(["the NLL of the chosen answers"] if loss.chosen_nll_weight > 0 else []),
+             *(["counting rejected answers only through their fork"]
+               if loss.rejected_tokens != "all" else [])]
+    return " and ".join(parts) + (" are" if len(parts) > 1 else " is" if parts else "")
+
+
 def model_card(config: DamoConfig, *, base_model: str, data: str, data_checksum: str, num_pairs: int,
                delta_mean: tuple[float, str] | None, steps: int, final: dict[str, float]) -> str:
     """A Markdown model card: what was trained, on what, with which loss arm and hyper-parameters."""
@@ -79,8 +87,8 @@ def model_card(config: DamoConfig, *, base_model: str, data: str, data_checksum:
         "# Aligned with DAMA (damo)", "",
         f"Preference-optimised from `{base_model}` with the **{t.loss.arm}** loss arm of DAMA "
         "(Data- and Model-aware Alignment, Lu et al., ICML 2025).", "",
-        *([f"Objective: **{t.loss.objective}** (the NLL of the chosen answers is not part of DAMA).", ""]
-          if t.loss.chosen_nll_weight > 0 else []),
+        *([f"Objective: **{t.loss.objective}** ({departures(t.loss)} not part of DAMA).", ""]
+          if departures(t.loss) else []),
         "## Data", f"- dataset: `{data}` (checksum `{data_checksum}`)", f"- training pairs: {num_pairs}",
     ]
     if delta_mean is not None:

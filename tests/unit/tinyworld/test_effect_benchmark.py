@@ -95,3 +95,7 @@ def test_every_arm_is_a_valid_config_and_the_controls_say_what_they_train() -> N
     assert objectives["dama"] == objectives["dama_running_std"] == "dama"
     assert objectives["sft_chosen"] == "1·nll(chosen)"  # no preference at all: the control
     assert objectives["dama_nll"] == "dama + 1·nll(chosen)"
+    assert objectives["dama_fork"] == "dama (rejected answers through their fork)"
+    # …and that arm trains on reference columns summed over the same rejected tokens.
+    assert tiny_effect.rejected_tokens("dama_fork") == "through_fork"
+    assert tiny_effect.rejected_tokens("dama") == "all"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from damo.data.dataset import PreferenceDataset
@@ -34,3 +35,29 @@ def test_response_mask_selects_the_chosen_and_rejected_answers(tiny_llava: Path,
         prompt = ~batch.response_mask & batch.attention_mask.bool()
         assert torch.equal(batch.input_ids[i][prompt[i]], batch.input_ids[b + i][prompt[b + i]])
     assert not (batch.response_mask & ~batch.attention_mask.bool()).any()  # padding is never a response
+
+
+def test_through_fork_sums_a_rejected_answer_only_through_its_first_differing_token(
+        tiny_llava: Path, tiny_pairs: Path) -> None:
+    processor = load_processor(tiny_llava)
+    row = next(PreferenceDataset(tiny_pairs).iter_rows())
+    rows = [{**row, "chosen": "a red circle.", "rejected": "a blue circle."},  # the fork: " blue"
+            {**row, "chosen": "a red circle.", "rejected": "a red circle and a dog."}]  # the fork: " and"
+    batch = collate_pairs(processor, rows, "through_fork")
+    everything = collate_pairs(processor, rows)
+    tokenizer = processor.tokenizer
+
+    def summed(b, seq: int) -> str:
+        return tokenizer.decode(b.input_ids[seq][b.response_mask[seq]]).strip()
+
+    assert [summed(batch, 2), summed(batch, 3)] == ["a blue", "a red circle and"]
+    assert [summed(batch, 0), summed(batch, 1)] == ["a red circle.</s>"] * 2  # chosen answers: whole
+    # The sequences themselves still run to the answer's end: only what is summed changes.
+    assert torch.equal(batch.input_ids, everything.input_ids)
+    assert torch.equal(batch.attention_mask, everything.attention_mask)
+
+
+def test_an_unknown_rejected_tokens_setting_is_refused(tiny_llava: Path, tiny_pairs: Path) -> None:
+    rows = list(PreferenceDataset(tiny_pairs).iter_rows())[:1]
+    with pytest.raises(KeyError, match="after_fork"):
+        collate_pairs(load_processor(tiny_llava), rows, "after_fork")

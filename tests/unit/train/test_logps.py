@@ -129,3 +129,20 @@ def test_another_architecture_qwen2_vl_gets_the_same_treatment(tmp_path: Path, t
     token = logits[:, :-1].log_softmax(-1).gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
     expected = (token * batch.response_mask[:, 1:]).sum(-1)
     torch.testing.assert_close(torch.cat([chosen, rejected]), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_a_rejected_answer_summed_through_its_fork_equals_the_full_forward_over_those_tokens(
+        tiny_llava: Path, tiny_pairs: Path) -> None:
+    model = load_model(tiny_llava, "fp32")
+    rows = list(PreferenceDataset(tiny_pairs).iter_rows())[:4]
+    processor = load_processor(tiny_llava)
+    batch = collate_pairs(processor, rows, "through_fork")
+    assert shares_prompt(model, batch)  # the prompt-once path, which splits the responses itself
+    with torch.no_grad():
+        chosen, rejected = PairLogps(model, 7)(batch)
+        expected = naive_logps(model, batch)  # sums exactly the response-mask tokens
+        torch.testing.assert_close(torch.cat([chosen, rejected]), expected, atol=1e-4, rtol=1e-5)
+        whole_chosen, whole_rejected = PairLogps(model, 7)(collate_pairs(processor, rows))
+    torch.testing.assert_close(chosen, whole_chosen)
+    # Fewer (negative) token log-probs summed: never lower, and lower wherever tokens follow the fork.
+    assert (rejected >= whole_rejected).all() and (rejected > whole_rejected).any()

@@ -36,4 +36,6 @@ def test_the_step_writes_its_config_and_result(tiny_reference_pairs: Path) -> No
     assert result["rows"] == 32
     assert result["columns"] == ["reference_chosen_logps", "reference_rejected_logps"]
     assert (tiny_reference_pairs / "config.yaml").is_file()
-    assert PreferenceDataset(tiny_reference_pairs).manifest.reports["reference"]["model"].endswith("model")
+    report = PreferenceDataset(tiny_reference_pairs).manifest.reports["reference"]
+    assert report["model"].endswith("model")
+    assert report["rejected_tokens"] == "all"  # what training checks its own setting against

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from damo.data.dataset import PreferenceDataset, map_dataset
 from damo.steps.train import TrainPaths, run
+from damo.train.data import TrainDataError
 from damo.train.loop import TrainingError
 from tests.unit.train.conftest import fast_config
 
@@ -146,3 +147,27 @@ def test_lora_trains_adapters_and_saves_them_merged(tiny_pairs: Path, tiny_llava
     head = "language_model.lm_head.weight"  # outside the LoRA targets: untouched
     assert torch.equal(trained[head], base[head])
     AutoModelForImageTextToText.from_pretrained(tmp_path / "out" / "model")
+
+
+def test_training_refuses_reference_columns_summed_over_other_rejected_tokens(
+        tiny_reference_pairs: Path, tiny_llava: Path, tmp_path: Path) -> None:
+    # The margin would compare a policy sum and a reference sum over different tokens.
+    with pytest.raises(TrainDataError, match="rejected_tokens=through_fork"):
+        train(tiny_reference_pairs, tiny_llava, tmp_path / "out", "train.loss.rejected_tokens=through_fork")
+    assert not (tmp_path / "out" / "model").exists()
+
+
+def test_rejected_answers_through_their_fork_train_and_are_named_in_the_card(
+        tiny_pairs: Path, tiny_llava: Path, tmp_path: Path) -> None:
+    from damo.steps.reference import ReferencePaths
+    from damo.steps.reference import run as reference
+
+    config = fast_config("train.loss.rejected_tokens=through_fork")
+    reference(config, ReferencePaths(data=tiny_pairs, model=str(tiny_llava), out=tmp_path / "ref"))
+    report = PreferenceDataset(tmp_path / "ref").manifest.reports["reference"]
+    assert report["rejected_tokens"] == "through_fork"
+    train(tmp_path / "ref", tiny_llava, tmp_path / "out", "train.loss.rejected_tokens=through_fork",
+          "train.max_steps=2")
+    card = (tmp_path / "out" / "model" / "README.md").read_text()
+    assert ("Objective: **dama (rejected answers through their fork)** (counting rejected answers only "
+            "through their fork is not part of DAMA)") in card
