@@ -28,6 +28,10 @@ Where we depart from the paper and the authors' code:
    gaps, all ranks keep the same samples without a broadcast.
 5. Non-finite inputs raise :class:`NonFiniteLossInput` instead of the authors' ``exit()`` on NaN.
 6. With ``keep_ratio = 1.0`` every sample is kept (Gumbel-top-N), so α_M is the mean over all.
+
+Options outside DAMA, off by default: the chosen answers' NLL (:func:`chosen_nll`), and rejected
+log-probs summed only through the fork (``train.loss.rejected_tokens``; it changes the log-probs this
+loss is given, not the loss: :mod:`damo.train.batch`).
 """
 
 from __future__ import annotations
