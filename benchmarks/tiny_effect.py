@@ -272,9 +272,12 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
     data = args.world / "data" if noise == 0 else noisy_copy(args.world, noise, out / "noisy-data")
     ready = prepare(args.world, data, out, args.overrides)
     # Arms that sum other rejected tokens train on reference columns summed the same way.
-    ready_for = {arm: ready if rejected_tokens(arm) == "all" else prepare(
-        args.world, data, out / f"rejected-{rejected_tokens(arm)}",
-        [*args.overrides, f"train.loss.rejected_tokens={rejected_tokens(arm)}"]) for arm in args.arms}
+    ready_for = {}
+    for arm in args.arms:
+        tokens = rejected_tokens(arm)
+        ready_for[arm] = ready if tokens == "all" else prepare(
+            args.world, data, out / f"rejected-{tokens}",
+            [*args.overrides, f"train.loss.rejected_tokens={tokens}"])
     reference = measure.load(args.world / "policy")
     held, images = measure.held_out(ready, reference), measure.bench(args.world, reference[1])
     level = results["noise"].setdefault(str(noise), {"runs": {}})

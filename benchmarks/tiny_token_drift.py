@@ -45,7 +45,7 @@ from damo.contract import PAIR_COLUMNS, VALIDATION_SPLIT
 from damo.data.dataset import PreferenceDataset
 from damo.eval.tiny_world import load_grammar
 from damo.models import load_model, load_processor
-from damo.train.batch import PairBatch, collate_pairs
+from damo.train.batch import PairBatch, collate_pairs, fork
 
 BATCH = 32
 # Tokens enough to finish any grammatical prefix ("There" → " is a red circle." is 5 more).
@@ -64,14 +64,6 @@ def response_logps(model: torch.nn.Module, batch: PairBatch) -> list[torch.Tenso
 
 def response_ids(batch: PairBatch) -> list[list[int]]:
     return [row[m].tolist() for row, m in zip(batch.input_ids, batch.response_mask)]
-
-
-def fork(chosen: list[int], rejected: list[int]) -> int:
-    """The first position where the two responses differ (the shorter length if one extends the other)."""
-    for i, (c, r) in enumerate(zip(chosen, rejected)):
-        if c != r:
-            return i
-    return min(len(chosen), len(rejected))
 
 
 def regions(length: int, at: int) -> list[str]:

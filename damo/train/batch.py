@@ -96,13 +96,18 @@ def _all_tokens(chosen: list[int], rejected: list[int]) -> int:
     return len(rejected)
 
 
-def _through_fork(chosen: list[int], rejected: list[int]) -> int:
-    """The rejected answer counts through its first token that differs from the chosen answer (the
-    fork); the tokens after it are not part of what the pair says is wrong. Tokens before the fork are
-    shared by both answers, so their log-probs cancel in the margin either way."""
+def fork(chosen: list[int], rejected: list[int]) -> int:
+    """The first position where two answers' token ids differ (the shorter length if one extends the
+    other): the fork of a preference pair."""
     shorter = min(len(chosen), len(rejected))
-    fork = next((i for i, (c, r) in enumerate(zip(chosen, rejected)) if c != r), shorter)
-    return min(fork + 1, len(rejected))
+    return next((i for i, (c, r) in enumerate(zip(chosen, rejected)) if c != r), shorter)
+
+
+def _through_fork(chosen: list[int], rejected: list[int]) -> int:
+    """The rejected answer counts through its fork (its first token that differs from the chosen
+    answer); the tokens after it are not part of what the pair says is wrong. Tokens before the fork
+    are shared by both answers, so their log-probs cancel in the margin either way."""
+    return min(fork(chosen, rejected) + 1, len(rejected))
 
 
 # train.loss.rejected_tokens → how many leading tokens of a rejected answer its log-prob sums.
