@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from PIL import Image
 
 from damo.data.dataset import PreferenceDataset
 from damo.models import load_model, load_processor
-from damo.tinyworld.vocab import COLOURS, SHAPES
+from damo.tinyworld.vocab import COLOURS, SHAPES, phrases
 
 BATCH = 256
 WEIGHT_DECAY = 1e-3  # a light L2 term: 1536 features against ~2400 images would otherwise memorise
@@ -47,32 +46,26 @@ class ProbeResult:
     test_images: int
 
 
-def words_in_order(text: str, vocabulary: list[str]) -> list[int]:
-    """Indices into ``vocabulary`` of its words as they occur in ``text``, left to right."""
-    pattern = r"\b(" + "|".join(map(re.escape, vocabulary)) + r")\b"
-    return [vocabulary.index(w) for w in re.findall(pattern, text)]
-
-
 def labels(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Per image: first/second object's colour and shape (−1 where there is no second object)."""
+    """Per image: first/second object's colour and shape (−1 where there is no second object), from
+    the chosen answer's shape phrases (``vocab.phrases``; an invented object, "a car", is not one)."""
     out: dict[str, list[int]] = {k: [] for k in ("colour 1", "shape 1", "colour 2", "shape 2")}
     colours = sorted(COLOURS)
     for row in rows:
-        found = {"colour": words_in_order(row["chosen"], colours),
-                 "shape": words_in_order(row["chosen"], list(SHAPES))}
-        for name, seq in found.items():
-            out[f"{name} 1"].append(seq[0])
-            out[f"{name} 2"].append(seq[1] if len(seq) > 1 else -1)
+        objects = [p.split()[1:] for p in phrases(row["chosen"]) if len(p.split()) == 3]
+        for i in (1, 2):
+            colour, shape = objects[i - 1] if len(objects) >= i else (None, None)
+            out[f"colour {i}"].append(-1 if colour is None else colours.index(colour))
+            out[f"shape {i}"].append(-1 if shape is None else SHAPES.index(shape))
     return {k: torch.tensor(v) for k, v in out.items()}
 
 
-def probe(features: torch.Tensor, y: torch.Tensor, train_fraction: float, steps: int, seed: int = 0
-          ) -> ProbeResult:
+def probe(features: torch.Tensor, y: torch.Tensor, train_fraction: float, steps: int) -> ProbeResult:
     """Train on the first ``train_fraction`` of the rows with ``y`` ≥ 0; test on the rest.
 
     ``features``: (images, dims), already standardised; ``y``: (images,) class ids, −1 = no label.
+    Deterministic: zero initialisation, full-batch steps.
     """
-    torch.manual_seed(seed)
     cut = int(train_fraction * len(y))
     labelled = torch.nonzero(y >= 0).squeeze(1)
     train, test = labelled[labelled < cut], labelled[labelled >= cut]
