@@ -5,7 +5,9 @@
 #   benchmarks/tiny_demo_seeds.sh WORLD OUT NAME "KEY=VALUE ..." SEED...
 #   benchmarks/tiny_demo_seeds.sh WORLD OUT sft - SEED...        # the SFT policy itself, evaluated
 #
-# OUT/prep holds the scored dataset (made once); OUT/NAME-s<seed>/{train,eval} each run. The table of
+# OUT/prep holds the scored dataset (made once) and its reference columns, one folder per way of summing
+# rejected answers (prep/ref-all, prep/ref-through_fork: what the run's train.loss.rejected_tokens
+# resolves to); OUT/NAME-s<seed>/{train,eval} each run. The table of
 # benchmarks/tiny_effect.md ("The demo as it runs") is benchmarks/tiny_demo_table.py over OUT.
 # With VALIDATION=1 each model is also evaluated on the held-out validation pairs (OUT/prep/valbench,
 # benchmarks/tiny_validation_bench.py) into OUT/NAME-s<seed>/val: what settings are chosen on.
@@ -17,14 +19,22 @@ S=(--config tiny --set "score.clip_model=$W/clip" --set "pipeline.tiny_world_dir
 mkdir -p "$O"
 [ -f "$O/prep/ingest/manifest.json" ] || damo ingest "${S[@]}" --source "$W/data" --out "$O/prep/ingest"
 [ -f "$O/prep/scored/manifest.json" ] || damo score "${S[@]}" --data "$O/prep/ingest" --out "$O/prep/scored"
-[ -f "$O/prep/ref/manifest.json" ] || damo reference "${S[@]}" --data "$O/prep/scored" --model "$W/policy" \
-    --out "$O/prep/ref"
 for seed in "$@"; do
   R="$O/$NAME-s$seed"; args=(--set "seed=$seed")
   [ "$SETS" = "-" ] || for kv in $SETS; do args+=(--set "$kv"); done
   model="$W/policy"
   if [ "$NAME" != sft ]; then
-    [ -f "$R/train/result.json" ] || damo train "${S[@]}" "${args[@]}" --data "$O/prep/ref" --model "$W/policy" \
+    tokens=$(python - "${args[@]}" <<'PY'
+import sys
+from damo.config import load_config
+sets = [a for a in sys.argv[1:] if a != "--set"]
+print(load_config("tiny", sets).train.loss.rejected_tokens)
+PY
+)
+    ref="$O/prep/ref-$tokens"
+    [ -f "$ref/manifest.json" ] || damo reference "${S[@]}" --set "train.loss.rejected_tokens=$tokens" \
+        --data "$O/prep/scored" --model "$W/policy" --out "$ref"
+    [ -f "$R/train/result.json" ] || damo train "${S[@]}" "${args[@]}" --data "$ref" --model "$W/policy" \
         --out "$R/train" > "$R.train.log" 2>&1
     model="$R/train/model"
   fi

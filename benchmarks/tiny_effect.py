@@ -47,6 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _tiny_measure as measure  # noqa: E402
 
+# Under every arm: DAMA's full sum over each answer's tokens, and the last step's weights. The demo's
+# preset (configs/tiny.yaml) counts rejected answers through their fork and picks its step on held-out
+# images (train.select); here arms are compared at fixed step counts, and an arm names any departure.
+BASE = ["train.loss.rejected_tokens=all", "train.select.benchmark=null"]
 # Arm name → config overrides. `dama` keeps the authors' keep-set (unit-variance Gaussian around R̄).
 ARMS: dict[str, list[str]] = {
     "dpo": ["train.loss.arm=dpo"],
@@ -112,7 +116,7 @@ def prepare(world: Path, data: Path, work: Path, overrides: list[str]) -> Path:
     from damo.steps.score import run as score
 
     clip = [f"score.clip_model={world / 'clip'}", "score.clip_pretrained=null"]
-    config = load_config("tiny", [*clip, *overrides])
+    config = load_config("tiny", [*BASE, *clip, *overrides])
     if not (work / "scored" / "manifest.json").is_file():
         score(config, ScorePaths(data=data, out=work / "scored"))
     if not (work / "ref" / "manifest.json").is_file():
@@ -124,7 +128,7 @@ def rejected_tokens(arm: str) -> str:
     """The arm's ``train.loss.rejected_tokens``: its reference columns must sum the same tokens."""
     from damo.config import load_config
 
-    return load_config("tiny", ARMS[arm]).train.loss.rejected_tokens
+    return load_config("tiny", [*BASE, *ARMS[arm]]).train.loss.rejected_tokens
 
 
 def train_one(data: Path, world: Path, out: Path, arm: str, seed: int, steps: int, overrides: list[str]
@@ -134,7 +138,7 @@ def train_one(data: Path, world: Path, out: Path, arm: str, seed: int, steps: in
     from damo.config import load_config
     from damo.steps.train import TrainPaths, run
 
-    config = load_config("tiny", [f"seed={seed}", *ARMS[arm], f"train.max_steps={steps}",
+    config = load_config("tiny", [*BASE, f"seed={seed}", *ARMS[arm], f"train.max_steps={steps}",
                                   f"train.save_steps={steps}", *overrides])
     if not (out / "result.json").is_file():
         run(config, TrainPaths(data=data, model=str(world / "policy"), out=out))
@@ -316,7 +320,7 @@ def compare(level: dict[str, Any], arms: list[str], overrides: list[str]) -> Non
                               for axis, arm in pairs}
     level["mean_gap"] = {f"{axis}:{arm}": mean_gap(level["runs"], level["before"], arm, axis=axis)
                          for axis, arm in pairs}
-    floor = load_config("tiny", overrides).registry.gate_floor.get(FLOOR_METRIC, 0.0)
+    floor = load_config("tiny", [*BASE, *overrides]).registry.gate_floor.get(FLOOR_METRIC, 0.0)
     level["at_floor"] = {arm: at_floor(level["runs"], arm, floor) for arm in others}
 
 
@@ -350,7 +354,7 @@ def main() -> None:
     results: dict[str, Any] = json.loads(previous.read_text()) if previous.is_file() else {"noise": {}}
     results.update(world=str(args.world), world_checksum=world_checksum(args.world),
                    settings={k: v for k, v in vars(args).items() if k != "world"},
-                   train_config=load_config("tiny", args.overrides).train.model_dump(mode="json"))
+                   train_config=load_config("tiny", [*BASE, *args.overrides]).train.model_dump(mode="json"))
     for noise in args.noise:
         run_level(args, noise, out / f"noise-{noise}", results)
     print((out / "effect.md").read_text())

@@ -56,7 +56,10 @@ from typing import Any
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 QUICK_WORLD = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
-               "tiny_world.eval_images=8")
+               "tiny_world.eval_images=8", "tiny_world.selection_images=8")
+# Both sides train plain DPO summed over every response token on the last step's weights: the tiny
+# preset's demo choices (the fork sum, checkpoint selection) are switched off.
+PAPER_LOSS = ["train.loss.rejected_tokens=all", "train.select.benchmark=null"]
 WIDE_LAYERS = 8
 LR = 1e-4
 BETA = 0.1
@@ -135,7 +138,7 @@ def prepare(work: Path, size: str, batch: int) -> None:
     writer.write_table(rows)
     writer.close()
     policy = str(work / "world" / "policy")
-    reference(load_config("tiny"), ReferencePaths(work / "pairs", policy, work / "ref"))
+    reference(load_config("tiny", PAPER_LOSS), ReferencePaths(work / "pairs", policy, work / "ref"))
 
 
 def run_ours(data: Path, model: Path, out: Path, steps: int, batch: int, max_grad_norm: float | None,
@@ -146,7 +149,8 @@ def run_ours(data: Path, model: Path, out: Path, steps: int, batch: int, max_gra
     from damo.train.loop import Trainer
 
     config = load_config("tiny", [
-        "train.loss.arm=dpo", f"train.loss.beta={BETA}", f"train.learning_rate={LR}", "train.weight_decay=0",
+        *PAPER_LOSS, "train.loss.arm=dpo", f"train.loss.beta={BETA}", f"train.learning_rate={LR}",
+        "train.weight_decay=0",
         f"train.global_batch_size={batch}", f"train.micro_batch_size={batch}", f"train.max_steps={steps}",
         "train.logging_steps=1", f"train.save_steps={steps}", "train.lr_schedule=constant",
         "train.warmup_ratio=0", f"train.max_grad_norm={'null' if max_grad_norm is None else max_grad_norm}",

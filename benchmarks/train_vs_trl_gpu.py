@@ -104,7 +104,7 @@ def prepare(work: Path, batch: int, text_layers: int) -> dict[str, float]:
     writer = DatasetWriter(work / "pairs", schema=rows.schema)
     writer.write_table(rows)
     writer.close()
-    reference(load_config("tiny", ["reference.precision=bf16"]),
+    reference(load_config("tiny", [*cpu.PAPER_LOSS, "reference.precision=bf16"]),
               ReferencePaths(work / "pairs", str(big_dir), work / "ref"))
     tokens = collate_pairs(processor, rows.to_pylist()).num_tokens
     vision = sum(p.numel() for p in model.model.vision_tower.parameters())

@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --------------------------------------------------------------------------- the tiny world
 # Overrides that make the untrained world small and quick (seconds): for fixtures of other parts.
 TINY_WORLD_QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
-                    "tiny_world.eval_images=8")
+                    "tiny_world.eval_images=8", "tiny_world.selection_images=8")
 
 
 @pytest.fixture(scope="session")

@@ -27,14 +27,14 @@ from damo.config.data import IngestConfig, ReferenceConfig, ScoreConfig, TinyWor
 from damo.config.evaluate import DecodingConfig, EvaluateConfig, JudgeConfig
 from damo.config.pipeline import PipelineConfig, StepResources, TrainJobConfig
 from damo.config.services import HubConfig, RegisterConfig, StackConfig, TrackingConfig
-from damo.config.train import LoraConfig, LossConfig, TrainConfig
+from damo.config.train import LoraConfig, LossConfig, SelectConfig, TrainConfig
 from damo.config.yaml_text import parse_yaml, read_config_file
 
 __all__ = ["ConfigError", "DamoConfig", "DecodingConfig", "EvaluateConfig", "HubConfig", "IngestConfig",
            "JudgeConfig", "LoraConfig", "LossConfig", "PipelineConfig", "ReferenceConfig", "RegisterConfig",
-           "ScoreConfig",
-           "Section", "StackConfig", "StepResources", "TinyWorldConfig", "TrackingConfig", "TrainConfig",
-           "TrainJobConfig", "load_config", "parse_yaml", "preset_names", "save_resolved", "to_yaml"]
+           "ScoreConfig", "Section", "SelectConfig", "StackConfig", "StepResources", "TinyWorldConfig",
+           "TrackingConfig", "TrainConfig", "TrainJobConfig", "load_config", "parse_yaml", "preset_names",
+           "save_resolved", "to_yaml"]
 
 
 # --------------------------------------------------------------------------- root

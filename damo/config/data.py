@@ -72,6 +72,9 @@ class TinyWorldConfig(Section):
     clip_learning_rate: float = Field(2e-3, gt=0)
     # Held-out benchmark images (not in the pairs); quality is measured on them.
     eval_images: int = Field(128, ge=1)
+    # Held-out images of a second set (in neither the pairs nor the benchmark) in the benchmark's
+    # layout, to choose a checkpoint on (train.select) without tuning on the benchmark.
+    selection_images: int = Field(256, ge=1)
     eval_batch_size: int = Field(64, ge=1)
     max_new_tokens: int = Field(16, ge=4)
 

@@ -67,9 +67,51 @@ class LoraConfig(Section):
     target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
 
 
+class SelectConfig(Section):
+    """Which of the run's weights become the model: the last step's (``benchmark`` null, the default),
+    or the best candidate on held-out data (:mod:`damo.train.select`).
+
+    Every ``every`` optimizer steps from ``from_step`` on, and at the last step, the weights are saved
+    as a candidate model folder. After training each candidate answers ``benchmark``'s prompts from
+    ``data`` (with the ``evaluate`` section's decodings) and the candidate with the best ``metric``
+    among those reaching every ``floor`` becomes ``out/model``. No candidate at the floor fails the run.
+    Each candidate costs a model folder on disk and an evaluation on rank 0, after training, while the
+    training engine still holds its memory: on large models choose few candidates (a coarse ``every``).
+    """
+
+    benchmark: str | None = None
+    # The held-out data of `benchmark` (local or s3://, as evaluate.data). Null for tiny_world: the
+    # tiny world's own selection images (<pipeline.tiny_world_dir>/selection), never trained on and not
+    # the benchmark's. It must not be the data the model is finally evaluated on: that would tune on it.
+    data: str | None = None
+    every: int = Field(10, ge=1)
+    from_step: int = Field(1, ge=1)
+    # A flattened key of the evaluate step's metrics.json, e.g. "tiny_world.extra_object_rate".
+    metric: str = ""
+    mode: Literal["min", "max"] = "min"
+    # metric → the least value a candidate must reach (as registry.gate_floor).
+    floor: dict[str, float] = Field(default_factory=dict)
+    # False: after the choice, only the chosen candidate's weights stay (every candidate's answers and
+    # metrics do); true keeps them all, e.g. to evaluate them further.
+    keep_candidates: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> SelectConfig:
+        if self.benchmark is None:
+            return self
+        if self.data is None and self.benchmark != "tiny_world":
+            raise ValueError(f"train.select.data: give the held-out data of {self.benchmark!r} (local or s3://)")
+        for key in [self.metric, *self.floor]:
+            if not key.startswith(self.benchmark):
+                raise ValueError(f"train.select: metric {key!r} is not one of benchmark {self.benchmark!r}'s "
+                                 f"(its keys start with '{self.benchmark}.' or '{self.benchmark}_')")
+        return self
+
+
 class TrainConfig(Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
     epochs: float = Field(4, gt=0)
     max_steps: int | None = Field(None, ge=1)
     learning_rate: float = Field(5e-7, gt=0)

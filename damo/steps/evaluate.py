@@ -40,8 +40,10 @@ class EvaluatePaths:
     answers: Path | None = None  # score these answers instead of generating
 
 
-def _generate_and_score(config: DamoConfig, model_uri: str,
-                        out: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def generate_and_score(config: DamoConfig, model_uri: str,
+                       out: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Generate ``model_uri``'s answers to every configured benchmark into ``out`` and score them;
+    returns the metrics by group and what was evaluated (also used by train.select's candidates)."""
     from damo.eval.generation import HFResponder, generate_answers  # torch/transformers only here
 
     ev = config.evaluate
@@ -103,7 +105,7 @@ def _evaluate_one(config: DamoConfig, source: str | Path, out: Path,
     if is_answers:
         results, provenance = _score_answers(config, Path(source), out), {"answers": str(source)}
     else:
-        results, provenance = _generate_and_score(config, str(source), out)
+        results, provenance = generate_and_score(config, str(source), out)
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
     return results, provenance
 

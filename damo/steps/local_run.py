@@ -58,6 +58,9 @@ def with_absolute_paths(config: DamoConfig, base: Path) -> DamoConfig:
         if value is not None and _looks_local(value):
             update[key] = _absolute(value, base)
     resolved = config.model_copy(update={"pipeline": p.model_copy(update=update)}, deep=True)
+    select_data = config.train.select.data
+    if select_data is not None and _looks_local(select_data):
+        resolved.train.select.data = _absolute(select_data, base)
     clip = config.score.clip_model
     is_folder = "/" in clip or (base / clip).exists()  # a folder path, not an open_clip model name
     if config.score.clip_pretrained is None and _looks_local(clip) and is_folder:

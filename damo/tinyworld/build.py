@@ -5,7 +5,8 @@ process with the CPU kernels pinned, so that two machines build the same bytes.
 
 Layout (DESIGN.md, "tiny world"): ``data/`` (preference dataset), ``policy/`` (tiny LLaVA HF folder),
 ``clip/`` (open_clip hf-hub layout), ``benchmark/`` (held-out images + ``tiny_world.jsonl`` +
-``vocabulary.json``), ``report.json`` (measured quality, build time) and ``world.json``.
+``vocabulary.json``), ``selection/`` (a second held-out set in that layout, to choose a checkpoint
+on: ``train.select``), ``report.json`` (measured quality, build time) and ``world.json``.
 With ``sft_steps=0`` and ``clip_steps=0`` nothing is trained and it takes a few seconds.
 Order: pairs in memory → benchmark → SFT policy → CLIP → every pair's ``clip_margin``, ``sft_margin``
 and measured ``hardness`` (:mod:`damo.tinyworld.hardness`) → the dataset is written.
@@ -36,8 +37,9 @@ from damo.tinyworld.tokenizer import build_processor, image_seq_length
 from damo.tinyworld.vocab import QUESTIONS, WELL_FORMED, Scene, describe, vocabulary
 
 log = logging.getLogger(__name__)
-# 2: hardness measured per pair, label noise, finer grid; 3: omission pairs; 4: chosen noise
-WORLD_VERSION = 4
+# 2: hardness measured per pair, label noise, finer grid; 3: omission pairs; 4: chosen noise;
+# 5: the selection images
+WORLD_VERSION = 5
 # The trained weights depend on torch's intra-op thread count (reductions split differently): one
 # seed built with 1 and with 2 threads gives two different SFT policies, and DPO from each lands
 # ~0.02 apart in extra-object rate (benchmarks/tiny_effect.md). The build pins the count (1 is
@@ -105,16 +107,23 @@ def write_pairs(seed: int, folder: Path, train: Split, validation: Split) -> dic
     return measured
 
 
-def write_benchmark(cfg: TinyWorldConfig, seed: int, folder: Path, exclude: set[str]) -> Split:
-    """``cfg.eval_images`` held-out images (none equal to a pair image) + jsonl + vocabulary."""
-    rng = random.Random(f"benchmark-{seed}")
+def write_benchmark(cfg: TinyWorldConfig, seed: int, folder: Path, exclude: set[str], *,
+                    name: str = "benchmark") -> Split:
+    """Held-out images (none equal to an image of ``exclude``'s hashes) + jsonl + vocabulary.
+
+    ``name`` "benchmark": ``cfg.eval_images`` images, ids ``twb-…``; "selection": the checkpoint-selection
+    set (``cfg.selection_images``, ids ``tws-…``). Each draws from its own seeded generator, so adding the
+    selection set changed none of the benchmark's (or the pairs') bytes.
+    """
+    count, prefix = (cfg.eval_images, "twb") if name == "benchmark" else (cfg.selection_images, "tws")
+    rng = random.Random(f"{name}-{seed}")
     (folder / "images").mkdir(parents=True, exist_ok=True)
     split = Split([], [], [])
-    while len(split.scenes) < cfg.eval_images:
+    while len(split.scenes) < count:
         scene, png = next(scenes(rng, cfg, 1))
         if hashlib.sha256(png).hexdigest() in exclude:
-            continue  # the benchmark must be held out from the training pairs
-        item_id = f"twb-{len(split.scenes):05d}"
+            continue  # held out from the training pairs (and the selection set from the benchmark)
+        item_id = f"{prefix}-{len(split.scenes):05d}"
         (folder / "images" / f"{item_id}.png").write_bytes(png)
         split.scenes.append(scene)
         split.images.append(png)
@@ -214,6 +223,8 @@ def _build(config: DamoConfig, out: str | Path, kernels: dict[str, str]) -> dict
     clip.check_answers_fit(cfg, train.rows + validation.rows)  # fail now, not after the pre-training
     pair_hashes = {hashlib.sha256(b).hexdigest() for b in train.images + validation.images}
     bench = write_benchmark(cfg, seed, out / "benchmark", pair_hashes)
+    bench_hashes = {hashlib.sha256(b).hexdigest() for b in bench.images}
+    selection = write_benchmark(cfg, seed, out / "selection", pair_hashes | bench_hashes, name="selection")
     model, processor, policy_info = build_policy(cfg, seed, train, out / "policy")
     clip_model, preprocess, tokenizer, clip_info = build_clip(cfg, seed, train, out / "clip")
     measure_pairs(cfg, (model, processor), (clip_model, preprocess, tokenizer), [train, validation])
@@ -225,6 +236,7 @@ def _build(config: DamoConfig, out: str | Path, kernels: dict[str, str]) -> dict
         "pairs": {"train": len(train.rows), "validation": len(validation.rows)},
         "pairs_measured": measured,
         "benchmark_images": len(bench.rows),
+        "selection_images": len(selection.rows),
         "policy": policy_info,
         "clip": clip_info,
         "kernels": kernels or "unpinned (this CPU's own)",
@@ -234,7 +246,8 @@ def _build(config: DamoConfig, out: str | Path, kernels: dict[str, str]) -> dict
     (out / "report.json").write_text(json.dumps(report, indent=2))
     world = {"version": WORLD_VERSION, "damo_version": damo.__version__, "seed": seed,
              "tiny_world": cfg.model_dump(mode="json"),
-             "folders": {"data": "data", "policy": "policy", "clip": "clip", "benchmark": "benchmark"}}
+             "folders": {"data": "data", "policy": "policy", "clip": "clip", "benchmark": "benchmark",
+                         "selection": "selection"}}
     (out / "world.json").write_text(json.dumps(world, indent=2))
     log.info("tiny world built in %.1f s at %s", report["build_seconds"], out)
     return built

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from damo.loss import (
     data_factor_from_delta,
 )
 from damo.models import load_policy, load_processor, resolve_model
-from damo.train import checkpoint
+from damo.train import checkpoint, select
 from damo.train.batch import PairBatch, collate_pairs
 from damo.train.data import Schedule, TrainRows, make_schedule, resolve_delta_mean
 from damo.train.engine import all_reduce_sum, build_engine, gather_vector, init_distributed, with_local
@@ -173,8 +174,13 @@ def build_trainer(config: DamoConfig, data: Path, model: str) -> Trainer:
                    model_dir=model_dir, data_checksum=dataset.manifest.checksum)
 
 
-def fit(trainer: Trainer, out: Path, tracker: Any) -> tuple[list[dict[str, float]], int]:
-    """Train from the last complete checkpoint (or step 0) to the end; returns (history, resumed_from)."""
+def fit(trainer: Trainer, out: Path, tracker: Any,
+        save_candidate: Callable[[int], None] | None = None) -> tuple[list[dict[str, float]], int]:
+    """Train from the last complete checkpoint (or step 0) to the end; returns (history, resumed_from).
+
+    ``save_candidate(step)`` is called on every rank after each step that ``train.select`` makes a
+    candidate (:func:`damo.train.select.is_candidate`).
+    """
     t = trainer.config.train
     root = out / "checkpoints"
     history: list[dict[str, float]] = []
@@ -201,6 +207,8 @@ def fit(trainer: Trainer, out: Path, tracker: Any) -> tuple[list[dict[str, float
             client = {"step": done, "running_gap": trainer.loss.state_dict(), "history": history}
             last_checkpoint = checkpoint.save(trainer.engine, root, done, client, trainer.rank,
                                               t.keep_checkpoints)
+        if save_candidate is not None and select.is_candidate(done, total, t.select):
+            save_candidate(done)
         bar.update(1)
         bar.set_postfix(loss=f"{summary['loss']:.4f}", acc=f"{summary['rewards/accuracy']:.2f}")
     bar.close()

@@ -76,8 +76,10 @@ def departures(loss: LossConfig) -> str:
 
 
 def model_card(config: DamoConfig, *, base_model: str, data: str, data_checksum: str, num_pairs: int,
-               delta_mean: tuple[float, str] | None, steps: int, final: dict[str, float]) -> str:
-    """A Markdown model card: what was trained, on what, with which loss arm and hyper-parameters."""
+               delta_mean: tuple[float, str] | None, steps: int, final: dict[str, float],
+               selection: dict[str, Any] | None = None) -> str:
+    """A Markdown model card: what was trained, on what, with which loss arm and hyper-parameters;
+    with ``selection`` (:func:`damo.train.select.select_model`'s record), how the step was chosen."""
     t = config.train
     loss = t.loss.model_dump(mode="json")
     hyper = {k: v for k, v in t.model_dump(mode="json").items() if k not in ("loss", "lora")}
@@ -95,6 +97,12 @@ def model_card(config: DamoConfig, *, base_model: str, data: str, data_checksum:
         lines.append(f"- δ̄ (mean CLIP hardness): {delta_mean[0]:.6g} — from {delta_mean[1]}")
     lines += ["", "## Loss", *(f"- {k}: {v}" for k, v in loss.items()), "",
               "## Training", f"- optimizer steps: {steps}", *(f"- {k}: {v}" for k, v in hyper.items())]
+    if selection is not None:
+        floor = ", ".join(f"{k} ≥ {v:g}" for k, v in selection["floor"].items()) or "none"
+        lines += ["", "## Selected checkpoint",
+                  f"- the weights after optimizer step {selection['step']}, chosen among the candidates at "
+                  f"steps {[c['step'] for c in selection['candidates']]}: the {selection['mode']} of "
+                  f"`{selection['metric']}` on held-out `{selection['data']}`, floor: {floor}"]
     if t.lora.enabled:
         lines += ["", "## LoRA (merged into these weights)",
                   *(f"- {k}: {v}" for k, v in t.lora.model_dump(mode="json").items())]

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV_SCRIPT = ROOT / "scripts" / "container-env.sh"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")  # pip in the image trusts what the host trusts
 QUICK_WORLD = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
-               "tiny_world.eval_images=8")
+               "tiny_world.eval_images=8", "tiny_world.selection_images=8",
+               "train.select.floor={}")  # an untrained policy reaches no well-formedness floor
 SETUP_TIMEOUT_S, BUILD_TIMEOUT_S = 900, 3600
 
 

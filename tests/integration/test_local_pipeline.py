@@ -18,7 +18,10 @@ from damo.storage import s3_client, split_s3_uri
 pytestmark = pytest.mark.integration
 
 QUICK_WORLD = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
-               "tiny_world.eval_images=8", "train.max_steps=6")  # the preset's 50 steps: too many here
+               "tiny_world.eval_images=8", "tiny_world.selection_images=8",
+               "train.max_steps=6",  # the preset's 120 steps: too many here
+               "train.select.from_step=2", "train.select.every=2",  # candidates at steps 2, 4, 6
+               "train.select.floor={}")  # an untrained policy reaches no well-formedness floor
 
 
 def run_args(world: Path, stack_config: DamoConfig, out: Path, *extra: str) -> list[str]:

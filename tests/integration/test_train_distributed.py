@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 # Arm `data` keeps every pair, so each rank's loss averages over the same number of pairs and the
 # ranks' averaged gradients equal one process's gradient over the whole micro-batch.
 COMMON = ("train.global_batch_size=8", "train.max_steps=3", "train.save_steps=3", "train.logging_steps=1",
-          "train.learning_rate=1e-3", "train.loss.arm=data")
+          "train.learning_rate=1e-3", "train.loss.arm=data", "train.select.benchmark=null")
 
 
 @pytest.fixture(scope="module")

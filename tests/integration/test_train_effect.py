@@ -40,7 +40,7 @@ def test_dama_training_raises_held_out_preference_accuracy(tiny_world: Path, tmp
     config = load_config("tiny", [
         f"score.clip_model={tiny_world / 'clip'}", "score.clip_pretrained=null", "train.loss.arm=dama",
         f"train.max_steps={STEPS}", f"train.save_steps={STEPS}", "train.global_batch_size=8",
-        "train.micro_batch_size=8"])
+        "train.micro_batch_size=8", "train.select.benchmark=null"])
     score(config, ScorePaths(data=subset(tiny_world, tmp_path / "pairs"), out=tmp_path / "scored"))
     reference(config, ReferencePaths(data=tmp_path / "scored", model=str(tiny_world / "policy"),
                                      out=tmp_path / "ref"))

@@ -78,7 +78,7 @@ def test_latest_run_dir(tmp_path: Path) -> None:
 
 
 QUICK_WORLD = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
-               "tiny_world.eval_images=8")
+               "tiny_world.eval_images=8", "tiny_world.selection_images=8")
 
 
 def test_a_built_world_is_reused_only_with_the_same_settings(tiny_world_quick: Path) -> None:

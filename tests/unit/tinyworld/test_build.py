@@ -20,7 +20,7 @@ from damo.tinyworld.tokenizer import prompt
 from damo.tinyworld.vocab import mentioned
 
 QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=32",
-         "tiny_world.eval_images=4")
+         "tiny_world.eval_images=4", "tiny_world.selection_images=4")
 
 
 def test_dataset_follows_the_contract(tiny_world_quick: Path) -> None:

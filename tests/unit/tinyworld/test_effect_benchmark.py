@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 import tiny_effect
 
 QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
-         "tiny_world.eval_images=8")
+         "tiny_world.eval_images=8", "tiny_world.selection_images=8")
 
 
 def test_noisy_copy_equals_the_dataset_of_a_world_built_with_label_noise(tiny_world_quick: Path,
@@ -90,7 +90,7 @@ def test_at_floor_takes_each_arms_lowest_rate_among_its_well_formed_runs() -> No
 
 
 def test_every_arm_is_a_valid_config_and_the_controls_say_what_they_train() -> None:
-    objectives = {arm: load_config("tiny", overrides).train.loss.objective
+    objectives = {arm: load_config("tiny", [*tiny_effect.BASE, *overrides]).train.loss.objective
                   for arm, overrides in tiny_effect.ARMS.items()}
     assert objectives["dama"] == objectives["dama_running_std"] == "dama"
     assert objectives["sft_chosen"] == "1·nll(chosen)"  # no preference at all: the control

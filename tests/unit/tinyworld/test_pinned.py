@@ -17,7 +17,7 @@ from damo.tinyworld.pinned import PINNED_KERNELS, TinyWorldBuildError, cpu_runs_
 
 # A few SFT and CLIP steps: the trained weights are where kernel paths round differently.
 TRAINED = ("tiny_world.sft_steps=20", "tiny_world.clip_steps=5", "tiny_world.num_pairs=32",
-           "tiny_world.eval_images=4")
+           "tiny_world.eval_images=4", "tiny_world.selection_images=4")
 # What another CPU would choose: no vectorised ATen kernels, MKL's generic path, oneDNN's SSE4.1 path.
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 needs_avx2 = pytest.mark.skipif(not cpu_runs_pinned_kernels(), reason="pinned kernels need x86-64 AVX2+FMA")

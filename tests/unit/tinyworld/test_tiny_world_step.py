@@ -11,7 +11,7 @@ from damo.cli import main
 from damo.config import load_config
 
 QUICK = ["tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=16",
-         "tiny_world.eval_images=2"]
+         "tiny_world.eval_images=2", "tiny_world.selection_images=2"]
 
 
 def test_cli_builds_the_world_through_the_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
