@@ -10,7 +10,6 @@ registry gate names e.g. ``object_halbench.chair_response``.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 from collections import defaultdict
@@ -22,7 +21,7 @@ from damo.config import ConfigError, DamoConfig
 from damo.eval import benchmarks
 from damo.eval.items import BenchContext, BenchmarkDataError, coverage, read_records
 from damo.eval.report import flatten, write_report
-from damo.models import model_provenance, resolve_model
+from damo.eval.scoring import generate_and_score
 from damo.skeleton import StepResult, run_step
 from damo.tracking import Tracker
 
@@ -38,39 +37,6 @@ class EvaluatePaths:
     model: str | None = None  # model folder, s3:// or models:/NAME@ALIAS
     baseline: str | None = None  # a model like ``model``, or an answers file
     answers: Path | None = None  # score these answers instead of generating
-
-
-def generate_and_score(config: DamoConfig, model_uri: str,
-                       out: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """Generate ``model_uri``'s answers to every configured benchmark into ``out`` and score them;
-    returns the metrics by group and what was evaluated (also used by train.select's candidates)."""
-    from damo.eval.generation import HFResponder, generate_answers  # torch/transformers only here
-
-    ev = config.evaluate
-    ctx = BenchContext(config, out, Path(ev.data_cache))
-    # every benchmark's prompts first: a missing file fails now, not after hours of generation
-    prompts = {name: benchmarks.get(name).load_items(ctx) for name in ev.benchmarks}
-    model_dir = resolve_model(model_uri, config)
-    responder = HFResponder(model_dir, ev.max_new_tokens, config.seed, ev.precision)
-    results: dict[str, Any] = {}
-    for name, items in prompts.items():
-        bench = benchmarks.get(name)
-        choices = benchmarks.decodings(ev, name)
-        if bench.judged and any(d.samples > 1 for d in choices):
-            raise ConfigError(f"{name}: judged benchmarks take one answer per prompt (decoding samples=1)")
-        log.info("%s: %d prompts, decodings %s, model %s", name, len(items), [d.name for d in choices],
-                 model_uri)
-        for decoding in choices:
-            path = out / f"answers.{name}.{decoding.name}.jsonl"
-            answers = generate_answers(responder, items, decoding, path, benchmark=name, model=model_uri,
-                                       batch_size=ev.batch_size)
-            group = benchmarks.group_name(name, decoding.name, choices[0].name)
-            counted = coverage(answers, items, name, ev.allow_missing_answers)
-            results[group] = {**bench.score(ctx, items, answers, group), **counted,
-                              "decoding": decoding.model_dump(), "answers": path.name}
-    del responder
-    gc.collect()
-    return results, model_provenance(model_uri, model_dir)
 
 
 def _score_answers(config: DamoConfig, answers_file: Path, out: Path) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def check_data(config: DamoConfig, out: Path) -> int:
 def evaluate_candidates(config: DamoConfig, out: Path, tracker: Any) -> list[Candidate]:
     """Every saved candidate's held-out metrics (answers kept beside it), logged per step."""
     from damo.eval.report import flatten
-    from damo.steps.evaluate import generate_and_score  # torch/transformers only here
+    from damo.eval.scoring import generate_and_score
 
     select, evaluation = config.train.select, selection_config(config)
     # A candidate whose weights were pruned keeps its metrics: evaluated before (a rerun), not again.

@@ -92,7 +92,9 @@ def test_register_then_pull_loads_with_from_pretrained(
     assert mv.source == result["source"] and mv.run_id == result["run_id"]
     assert mv.tags["damo.data_manifest_checksum"] == Manifest.load(data).checksum
     assert mv.tags["damo.arm"] == config.train.loss.arm
-    assert mv.tags["damo.objective"] == "dama"  # the paper's loss alone: no NLL anchor by default
+    # the tiny preset's loss: no NLL anchor, rejected answers summed through their fork
+    assert config.train.loss.rejected_tokens == "through_fork"
+    assert mv.tags["damo.objective"] == "dama (rejected answers through their fork)"
     assert mv.tags["damo.metric.tiny_world.accuracy"] == "0.5"
     assert mv.tags["damo.gate"] == "passed"
     weights_sha = hashlib.sha256((policy / "model.safetensors").read_bytes()).hexdigest()
