@@ -133,7 +133,9 @@ def evaluate_candidates(config: DamoConfig, out: Path, tracker: Any) -> list[Can
             results = json.loads(measured.read_text())
         else:
             results, _ = generate_and_score(evaluation, str(folder / "model"), folder / "eval")
-            measured.write_text(json.dumps(results, indent=2))
+            partial = measured.with_name(f".{measured.name}.tmp")  # a killed write leaves no metrics
+            partial.write_text(json.dumps(results, indent=2))
+            partial.replace(measured)
         candidates.append(Candidate(step, flatten(results)))
         shown = {key: candidates[-1].metrics.get(key, math.nan) for key in [select.metric, *select.floor]}
         log.info("candidate step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
@@ -166,10 +168,15 @@ def select_model(config: DamoConfig, out: Path, tracker: Any) -> dict[str, Any]:
               "mode": select.mode, "floor": select.floor,
               "candidates": [{"step": c.step, "reaches_floor": c.reaches(select.floor),
                               **{k: c.metrics[k] for k in keys}} for c in candidates]}
+    weights = candidate_dir(out, chosen.step) / "model"
+    if not weights.is_dir():  # a rerun with another rule chose a candidate whose weights were pruned
+        raise SelectionError(f"the chosen candidate (step {chosen.step}) has no weights left at {weights}: "
+                             "they were pruned by an earlier run (train.select.keep_candidates=false); "
+                             "rerun training into a fresh output folder")
     model = out / "model"
     if model.exists():
         shutil.rmtree(model)
-    shutil.copytree(candidate_dir(out, chosen.step) / "model", model)
+    shutil.copytree(weights, model)
     (out / SELECTION_FILE).write_text(json.dumps(record, indent=2))
     log.info("selected the candidate at step %d (%s=%.4f)", chosen.step, select.metric,
              chosen.metrics[select.metric])

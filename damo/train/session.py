@@ -49,6 +49,10 @@ def train_here(config: DamoConfig, paths: TrainPaths) -> TrainResult:
         history, resumed_from = fit(trainer, paths.out, tracker if lead else None, saver)
         release_optimizer_state(trainer)
         state = None if selecting else trained_state_dict(trainer)
+        # The last collective. From here rank 0 works alone: evaluating train.select's candidates can
+        # outlast the process group's timeout, so the other ranks leave now instead of waiting at a
+        # barrier for it (a launcher still waits for every rank, and fails the run if rank 0 fails).
+        dist.barrier()
         if not lead:
             return TrainResult(step="train", stats={"rank": rank})
         selection = select.select_model(config, paths.out, tracker) if selecting else None
@@ -61,9 +65,7 @@ def train_here(config: DamoConfig, paths: TrainPaths) -> TrainResult:
     # The layout chosen for this world size (ZeRO stage in effect, all-reduce, fused AdamW) is logged
     # with the run, so a reader sees which fast path trained the model.
     params = {"train.model": str(paths.model), **plan(config.train, world).params()}
-    result = run_step(config, "train", paths.out if lead else None, work, params=params, track=lead)
-    dist.barrier()
-    return result
+    return run_step(config, "train", paths.out if lead else None, work, params=params, track=lead)
 
 
 def _card(config: DamoConfig, paths: TrainPaths, trainer: Trainer, steps: int, final: dict[str, float],

@@ -14,8 +14,10 @@ from damo.train.select import (
     choose,
     is_candidate,
     save_candidate,
+    select_model,
     selection_config,
 )
+from tests.unit.train.tiny import build_selection_images as selection_images
 
 RULE = SelectConfig(benchmark="tiny_world", every=10, from_step=30, metric="tiny_world.extra_object_rate",
                     mode="min", floor={"tiny_world.well_formed": 0.9})
@@ -79,6 +81,24 @@ def test_a_killed_write_leaves_no_candidate_and_a_rewrite_replaces_one(tmp_path:
     assert [p.name for p in (tmp_path / "candidates").iterdir()] == ["step-00000030"]
 
 
+def test_a_chosen_candidate_whose_weights_were_pruned_fails_clearly(tmp_path: Path) -> None:
+    """A rerun with another rule may choose a candidate an earlier run pruned: no silent other model."""
+    import json
+
+    config = load_config("tiny", ["train.select.benchmark=tiny_world", "train.select.data=/unused",
+                                  "train.select.metric=tiny_world.extra_object_rate",
+                                  "train.select.floor={}"])
+    for step, extra in ((30, 0.1), (40, 0.2)):
+        folder = candidate_dir(tmp_path, step)
+        (folder / "eval").mkdir(parents=True)
+        metrics = {"tiny_world": {"extra_object_rate": extra}}
+        (folder / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    (candidate_dir(tmp_path, 40) / "model").mkdir()  # only the step an earlier rule chose kept weights
+    with pytest.raises(SelectionError, match="step 30.*pruned"):
+        select_model(config, tmp_path, tracker=None)
+    assert not (tmp_path / "model").exists() and not (tmp_path / "selection.json").exists()
+
+
 def test_candidates_are_evaluated_on_the_selection_data_only() -> None:
     config = load_config("tiny", ["pipeline.tiny_world_dir=/w", "evaluate.benchmarks=[tiny_world, pope]"])
     evaluation = selection_config(config)
@@ -94,14 +114,6 @@ def test_the_select_config_names_metrics_of_its_benchmark_and_its_data() -> None
     with pytest.raises(ConfigError, match="give the held-out data of 'object_halbench'"):
         load_config("tiny", ["train.select.benchmark=object_halbench",
                              "train.select.metric=object_halbench.chair_response", "train.select.floor={}"])
-
-
-def selection_images(folder: Path) -> Path:
-    from damo.tinyworld.build import write_benchmark
-
-    config = load_config("tiny", ["tiny_world.selection_images=3"])
-    write_benchmark(config.tiny_world, 0, folder, set(), name="selection")
-    return folder
 
 
 def test_training_with_selection_installs_the_chosen_candidate(tiny_reference_pairs: Path, tiny_llava: Path,

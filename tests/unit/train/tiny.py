@@ -187,3 +187,13 @@ def build_tiny_qwen2vl(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def build_selection_images(folder: Path, images: int = 3) -> Path:
+    """Held-out tiny-world images for ``train.select`` (the world's own benchmark writer)."""
+    from damo.config import load_config
+    from damo.tinyworld.build import write_benchmark
+
+    config = load_config("tiny", [f"tiny_world.selection_images={images}"])
+    write_benchmark(config.tiny_world, 0, folder, set(), name="selection")
+    return folder
