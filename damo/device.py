@@ -68,3 +68,13 @@ def dist_backend() -> str:
 def accelerator_name() -> str:
     """DeepSpeed's accelerator name; exported as DS_ACCELERATOR before deepspeed is imported."""
     return "cuda" if has_cuda() else "cpu"
+
+
+def release_cached_memory() -> None:
+    """Hand freed tensors' memory back: the garbage collector first (engines hold reference cycles),
+    then the accelerator's caching allocator, so that the next model to load finds it free."""
+    import gc
+
+    gc.collect()
+    if has_cuda():
+        torch.cuda.empty_cache()

@@ -75,8 +75,9 @@ class SelectConfig(Section):
     as a candidate model folder. After training each candidate answers ``benchmark``'s prompts from
     ``data`` (with the ``evaluate`` section's decodings) and the candidate with the best ``metric``
     among those reaching every ``floor`` becomes ``out/model``. No candidate at the floor fails the run.
-    Each candidate costs a model folder on disk and an evaluation on rank 0, after training, while the
-    training engine still holds its memory: on large models choose few candidates (a coarse ``every``).
+    Each candidate costs a model folder on disk (until the choice: all of them at once) and an
+    evaluation on rank 0 after training, once the training engine's memory is freed; on large models
+    choose few candidates (a coarse ``every``).
     """
 
     benchmark: str | None = None

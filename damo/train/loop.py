@@ -225,6 +225,17 @@ def release_optimizer_state(trainer: Trainer) -> None:
         trainer.engine.release_optimizer_state()
 
 
+def release_engine(trainer: Trainer) -> None:
+    """Free the trained policy, its engine (optimizer state, ZeRO partitions) and any reference model,
+    once no rank trains or gathers any more and the weights are saved elsewhere (train.select's
+    candidates): rank 0 then loads each candidate to evaluate it, on an accelerator beside nothing."""
+    destroy = getattr(trainer.engine, "destroy", None)  # DeepSpeed's engine unhooks ZeRO-3 here
+    if destroy is not None:
+        destroy()
+    trainer.engine, trainer.reference = None, None
+    device.release_cached_memory()
+
+
 def trained_state_dict(trainer: Trainer) -> dict[str, Any] | None:
     """The complete trained weights on rank 0 (None elsewhere); collective under ZeRO-3."""
     if trainer.engine.zero_optimization_stage() == 3:  # the stage in effect (engine.plan), not the configured

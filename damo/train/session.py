@@ -20,7 +20,14 @@ from damo.skeleton import run_step
 from damo.tracking import Tracker
 from damo.train import select
 from damo.train.engine import init_distributed, plan
-from damo.train.loop import Trainer, build_trainer, fit, release_optimizer_state, trained_state_dict
+from damo.train.loop import (
+    Trainer,
+    build_trainer,
+    fit,
+    release_engine,
+    release_optimizer_state,
+    trained_state_dict,
+)
 from damo.train.results import TrainResult, model_card, save_model_folder, write_metrics
 
 
@@ -53,6 +60,8 @@ def train_here(config: DamoConfig, paths: TrainPaths) -> TrainResult:
         # outlast the process group's timeout, so the other ranks leave now instead of waiting at a
         # barrier for it (a launcher still waits for every rank, and fails the run if rank 0 fails).
         dist.barrier()
+        if selecting:  # the weights are in the candidates' folders; the engine's memory is not needed
+            release_engine(trainer)
         if not lead:
             return TrainResult(step="train", stats={"rank": rank})
         selection = select.select_model(config, paths.out, tracker) if selecting else None

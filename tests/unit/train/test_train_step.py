@@ -171,3 +171,21 @@ def test_rejected_answers_through_their_fork_train_and_are_named_in_the_card(
     card = (tmp_path / "out" / "model" / "README.md").read_text()
     assert ("Objective: **dama (rejected answers through their fork)** (counting rejected answers only "
             "through their fork is not part of DAMA)") in card
+
+
+@pytest.mark.parametrize("reference", ["precomputed", "on_the_fly"])
+def test_releasing_the_engine_frees_the_policy_and_the_reference(
+        tiny_reference_pairs: Path, tiny_llava: Path, reference: str) -> None:
+    """Before train.select's candidates are evaluated, nothing of the training run stays referenced."""
+    import weakref
+
+    from damo.train.loop import build_trainer, release_engine
+
+    trainer = build_trainer(fast_config(f"train.reference={reference}"), tiny_reference_pairs, str(tiny_llava))
+    held = [weakref.ref(trainer.engine), weakref.ref(trainer.engine.module)]
+    if trainer.reference is not None:
+        held.append(weakref.ref(trainer.reference))
+    assert len(held) == (3 if reference == "on_the_fly" else 2)
+    release_engine(trainer)
+    assert trainer.engine is None and trainer.reference is None
+    assert [r() for r in held] == [None] * len(held)
