@@ -92,6 +92,10 @@ class SelectConfig(Section):
     mode: Literal["min", "max"] = "min"
     # metric → the least value a candidate must reach (as registry.gate_floor).
     floor: dict[str, float] = Field(default_factory=dict)
+    # metric → how far below the *base* model's held-out value a candidate may fall (0: not below it),
+    # e.g. a general-quality metric that alignment must not wear down. The base model is evaluated
+    # once on the same data; the higher of this and `floor` applies.
+    base_floor: dict[str, float] = Field(default_factory=dict)
     # False: after the choice, only the chosen candidate's weights stay (every candidate's answers and
     # metrics do); true keeps them all, e.g. to evaluate them further.
     keep_candidates: bool = False
@@ -102,7 +106,11 @@ class SelectConfig(Section):
             return self
         if self.data is None and self.benchmark != "tiny_world":
             raise ValueError(f"train.select.data: give the held-out data of {self.benchmark!r} (local or s3://)")
-        for key in [self.metric, *self.floor]:
+        for key, drop in self.base_floor.items():
+            if not drop >= 0:  # also refuses NaN
+                raise ValueError(f"train.select.base_floor[{key!r}]: the allowed drop must be ≥ 0, "
+                                 f"got {drop}")
+        for key in [self.metric, *self.floor, *self.base_floor]:
             if not key.startswith(self.benchmark):
                 raise ValueError(f"train.select: metric {key!r} is not one of benchmark {self.benchmark!r}'s "
                                  f"(its keys start with '{self.benchmark}.' or '{self.benchmark}_')")

@@ -103,6 +103,8 @@ def model_card(config: DamoConfig, *, base_model: str, data: str, data_checksum:
                   f"- the weights after optimizer step {selection['step']}, chosen among the candidates at "
                   f"steps {[c['step'] for c in selection['candidates']]}: the {selection['mode']} of "
                   f"`{selection['metric']}` on held-out `{selection['data']}`, floor: {floor}"]
+        lines += [f"- `{k}` at least the base model's {selection['base'][k]:g} less {drop:g} on the same data"
+                  for k, drop in selection.get("base_floor", {}).items()]
     if t.lora.enabled:
         lines += ["", "## LoRA (merged into these weights)",
                   *(f"- {k}: {v}" for k, v in t.lora.model_dump(mode="json").items())]

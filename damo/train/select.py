@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CANDIDATES = "candidates"
 SELECTION_FILE = "selection.json"
+BASE = "base"  # candidates/base/eval: the base model's held-out answers and metrics (base_floor)
 
 
 class SelectionError(DamoError, RuntimeError):
@@ -70,25 +71,45 @@ def save_candidate(out: Path, step: int, write_model: Any) -> Path:
     return final
 
 
-def choose(candidates: list[Candidate], select: SelectConfig) -> Candidate:
-    """The candidate with the best ``select.metric`` among those reaching every ``select.floor``.
+def choose(candidates: list[Candidate], select: SelectConfig,
+           floor: dict[str, float] | None = None) -> Candidate:
+    """The candidate with the best ``select.metric`` among those reaching every ``floor`` (by default
+    ``select.floor``; :func:`effective_floor` adds the base model's).
 
     Ties go to the earlier step: it has drifted less from the base model for the same measured gain.
     """
-    needed = [select.metric, *select.floor]
+    floor = select.floor if floor is None else floor
+    needed = [select.metric, *floor]
     for candidate in candidates:
         missing = [k for k in needed if k not in candidate.metrics or math.isnan(candidate.metrics[k])]
         if missing:
             raise SelectionError(f"candidate at step {candidate.step}: {missing} not measured by "
                                  f"{select.benchmark!r} (measured: {sorted(candidate.metrics)[:12]}...)")
-    passing = [c for c in candidates if c.reaches(select.floor)]
+    passing = [c for c in candidates if c.reaches(floor)]
     if not passing:
-        table = "; ".join(f"step {c.step}: " + ", ".join(f"{k}={c.metrics[k]:.4f}" for k in select.floor)
+        table = "; ".join(f"step {c.step}: " + ", ".join(f"{k}={c.metrics[k]:.4f}" for k in floor)
                           for c in candidates)
-        raise SelectionError(f"no candidate reached train.select.floor {select.floor} on the held-out data "
-                             f"({table}): train fewer steps, or select from an earlier step")
+        raise SelectionError(f"no candidate reached the floor {floor} (train.select.floor, base_floor) "
+                             f"on the held-out data ({table}): train fewer steps, or select from an earlier "
+                             "step")
     sign = 1.0 if select.mode == "min" else -1.0
     return min(passing, key=lambda c: (sign * c.metrics[select.metric], c.step))
+
+
+def effective_floor(select: SelectConfig, base: dict[str, float] | None) -> dict[str, float]:
+    """``select.floor``, raised where ``select.base_floor`` asks for the base model's held-out value
+    less its allowed drop (``base``: the base model's metrics; needed only with a base floor)."""
+    floor = dict(select.floor)
+    if not select.base_floor:
+        return floor
+    if base is None:
+        raise SelectionError("train.select.base_floor needs the base model's held-out metrics")
+    for key, drop in select.base_floor.items():
+        if key not in base or math.isnan(base[key]):
+            raise SelectionError(f"train.select.base_floor: {key!r} not measured for the base model by "
+                                 f"{select.benchmark!r} (measured: {sorted(base)[:12]}...)")
+        floor[key] = max(floor.get(key, -math.inf), base[key] - drop)
+    return floor
 
 
 def selection_config(config: DamoConfig) -> DamoConfig:
@@ -117,9 +138,6 @@ def check_data(config: DamoConfig, out: Path) -> int:
 
 def evaluate_candidates(config: DamoConfig, out: Path, tracker: Any) -> list[Candidate]:
     """Every saved candidate's held-out metrics (answers kept beside it), logged per step."""
-    from damo.eval.report import flatten
-    from damo.eval.scoring import generate_and_score
-
     select, evaluation = config.train.select, selection_config(config)
     # A candidate whose weights were pruned keeps its metrics: evaluated before (a rerun), not again.
     folders = sorted(p for p in (out / CANDIDATES).glob("step-*")
@@ -128,20 +146,39 @@ def evaluate_candidates(config: DamoConfig, out: Path, tracker: Any) -> list[Can
         raise SelectionError(f"no candidate was saved under {out / CANDIDATES}")
     candidates = []
     for folder in folders:
-        step, measured = int(folder.name.removeprefix("step-")), folder / "eval" / "metrics.json"
-        if measured.is_file():  # written only once its evaluation completed
-            results = json.loads(measured.read_text())
-        else:
-            results, _ = generate_and_score(evaluation, str(folder / "model"), folder / "eval")
-            partial = measured.with_name(f".{measured.name}.tmp")  # a killed write leaves no metrics
-            partial.write_text(json.dumps(results, indent=2))
-            partial.replace(measured)
-        candidates.append(Candidate(step, flatten(results)))
-        shown = {key: candidates[-1].metrics.get(key, math.nan) for key in [select.metric, *select.floor]}
+        step = int(folder.name.removeprefix("step-"))
+        candidates.append(Candidate(step, _held_out_metrics(evaluation, str(folder / "model"),
+                                                            folder / "eval")))
+        shown = {key: candidates[-1].metrics.get(key, math.nan)
+                 for key in dict.fromkeys([select.metric, *select.floor, *select.base_floor])}
         log.info("candidate step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
         if tracker is not None:
             tracker.log_metrics({f"select/{k}": v for k, v in shown.items()}, step=step)
     return candidates
+
+
+def _held_out_metrics(evaluation: DamoConfig, model: str, eval_dir: Path) -> dict[str, float]:
+    """A model's flattened held-out metrics, measured into ``eval_dir`` once: a rerun reads them back."""
+    from damo.eval.report import flatten
+    from damo.eval.scoring import generate_and_score
+
+    measured = eval_dir / "metrics.json"
+    if measured.is_file():  # written only once its evaluation completed
+        return flatten(json.loads(measured.read_text()))
+    results, _ = generate_and_score(evaluation, model, eval_dir)
+    partial = measured.with_name(f".{measured.name}.tmp")  # a killed write leaves no metrics
+    partial.write_text(json.dumps(results, indent=2))
+    partial.replace(measured)
+    return flatten(results)
+
+
+def evaluate_base(config: DamoConfig, out: Path, base_model: str) -> dict[str, float]:
+    """The base (untrained) model's held-out metrics, for ``train.select.base_floor``; kept in
+    ``candidates/base/eval`` beside the candidates' (no weights are copied: it is the run's input)."""
+    metrics = _held_out_metrics(selection_config(config), base_model, out / CANDIDATES / BASE / "eval")
+    log.info("base model: %s", ", ".join(f"{k}={metrics.get(k, math.nan):.4f}"
+                                          for k in config.train.select.base_floor))
+    return metrics
 
 
 def prune_candidates(config: DamoConfig, out: Path, chosen: int) -> None:
@@ -154,19 +191,30 @@ def prune_candidates(config: DamoConfig, out: Path, chosen: int) -> None:
             shutil.rmtree(folder / "model")
 
 
-def select_model(config: DamoConfig, out: Path, tracker: Any) -> dict[str, Any]:
-    """Evaluate the candidates, copy the chosen one to ``out/model``, write ``selection.json``.
+def select_model(config: DamoConfig, out: Path, tracker: Any,
+                 base_model: str | None = None) -> dict[str, Any]:
+    """Evaluate the candidates (and, for a base floor, ``base_model``), copy the chosen one to
+    ``out/model``, write ``selection.json``.
 
-    Returns its content: the chosen ``step``, the rule, and every candidate's step and metrics.
+    Returns its content: the chosen ``step``, the rule (``floor``: the effective floor, base-derived
+    values included; ``base``: the base model's values of the ``base_floor`` metrics), and every
+    candidate's step and metrics.
     """
     select = config.train.select
+    base = None
+    if select.base_floor:
+        if base_model is None:
+            raise SelectionError("train.select.base_floor is set but no base model was given to evaluate")
+        base = evaluate_base(config, out, base_model)
     candidates = evaluate_candidates(config, out, tracker)
-    chosen = choose(candidates, select)
-    keys = [select.metric, *select.floor]
+    floor = effective_floor(select, base)
+    chosen = choose(candidates, select, floor)
+    keys = [select.metric, *floor]
     data = selection_config(config).evaluate.data[str(select.benchmark)]
     record = {"step": chosen.step, "benchmark": select.benchmark, "data": data, "metric": select.metric,
-              "mode": select.mode, "floor": select.floor,
-              "candidates": [{"step": c.step, "reaches_floor": c.reaches(select.floor),
+              "mode": select.mode, "floor": floor, "base_floor": select.base_floor,
+              "base": {k: base[k] for k in select.base_floor} if base is not None else {},
+              "candidates": [{"step": c.step, "reaches_floor": c.reaches(floor),
                               **{k: c.metrics[k] for k in keys}} for c in candidates]}
     weights = candidate_dir(out, chosen.step) / "model"
     if not weights.is_dir():  # a rerun with another rule chose a candidate whose weights were pruned

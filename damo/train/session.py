@@ -64,7 +64,8 @@ def train_here(config: DamoConfig, paths: TrainPaths) -> TrainResult:
             release_engine(trainer)
         if not lead:
             return TrainResult(step="train", stats={"rank": rank})
-        selection = select.select_model(config, paths.out, tracker) if selecting else None
+        selection = (select.select_model(config, paths.out, tracker, str(trainer.model_dir))
+                     if selecting else None)
         result = _write_outputs(config, paths, trainer, history, resumed_from, state, selection, started)
         if selection is not None:  # only now: a rerun before this point still finds every candidate
             select.prune_candidates(config, paths.out, selection["step"])

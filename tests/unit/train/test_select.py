@@ -12,6 +12,7 @@ from damo.train.select import (
     SelectionError,
     candidate_dir,
     choose,
+    effective_floor,
     is_candidate,
     save_candidate,
     select_model,
@@ -61,6 +62,29 @@ def test_a_metric_the_benchmark_does_not_measure_fails() -> None:
         choose([Candidate(30, {"tiny_world.extra_object_rate": 0.1})], RULE)
     with pytest.raises(SelectionError, match="not measured"):
         choose([candidate(30, float("nan"), 0.95)], RULE)
+
+
+def test_a_base_floor_holds_candidates_to_the_base_models_value_less_the_allowed_drop() -> None:
+    """Base 0.95 well-formed, allowed drop 0.01: the floor rises from 0.90 to 0.94, so step 40 (0.93),
+    chosen under the absolute floor alone, gives way to step 30; the higher of the two floors applies."""
+    rule = RULE.model_copy(update={"base_floor": {"tiny_world.well_formed": 0.01}})
+    floor = effective_floor(rule, {"tiny_world.well_formed": 0.95, "tiny_world.extra_object_rate": 0.4})
+    assert floor == {"tiny_world.well_formed": pytest.approx(0.94)}
+    candidates = [candidate(30, 0.20, 0.96), candidate(40, 0.10, 0.93)]
+    assert choose(candidates, rule, floor).step == 30
+    assert effective_floor(rule, {"tiny_world.well_formed": 0.85}) == {"tiny_world.well_formed": 0.9}
+    with pytest.raises(SelectionError, match="base model's held-out metrics"):
+        effective_floor(rule, None)
+    with pytest.raises(SelectionError, match="not measured for the base model"):
+        effective_floor(rule, {"tiny_world.extra_object_rate": 0.4})
+
+
+def test_a_base_floor_allows_no_negative_drop_and_only_its_benchmarks_metrics() -> None:
+    sets = ["train.select.benchmark=tiny_world", "train.select.metric=tiny_world.extra_object_rate"]
+    with pytest.raises(ConfigError, match="allowed drop must be ≥ 0"):
+        load_config("tiny", [*sets, 'train.select.base_floor={"tiny_world.well_formed":-0.1}'])
+    with pytest.raises(ConfigError, match="not one of benchmark 'tiny_world'"):
+        load_config("tiny", [*sets, 'train.select.base_floor={"pope.f1":0}'])
 
 
 def test_a_killed_write_leaves_no_candidate_and_a_rewrite_replaces_one(tmp_path: Path) -> None:
@@ -125,10 +149,16 @@ def test_training_with_selection_installs_the_chosen_candidate(tiny_reference_pa
 
     sets = ["train.select.benchmark=tiny_world", f"train.select.data={selection_images(tmp_path / 'sel')}",
             "train.select.from_step=1", "train.select.every=2", "train.select.metric=tiny_world.avg_length",
-            "train.select.mode=max", "train.select.floor={}", "evaluate.max_new_tokens=4"]
+            "train.select.mode=max", "train.select.floor={}", "evaluate.max_new_tokens=4",
+            'train.select.base_floor={"tiny_world_greedy.well_formed":1.0}']  # recorded; passes all
     out = tmp_path / "out"
     result = run(fast_config(*sets), TrainPaths(data=tiny_reference_pairs, model=str(tiny_llava), out=out))
     record = json.loads((out / "selection.json").read_text())
+    base = json.loads((out / "candidates" / "base" / "eval" / "metrics.json").read_text())
+    assert record["base"] == {"tiny_world_greedy.well_formed": base["tiny_world_greedy"]["well_formed"]}
+    assert record["floor"] == {"tiny_world_greedy.well_formed": pytest.approx(record["base"][
+        "tiny_world_greedy.well_formed"] - 1.0)}
+    assert "at least the base model's" in (out / "model" / "README.md").read_text()
     assert [c["step"] for c in record["candidates"]] == [1, 3, 4]  # from step 1, every 2, and the last
     lengths = {c["step"]: c["tiny_world.avg_length"] for c in record["candidates"]}
     assert record["step"] == min(s for s in lengths if lengths[s] == max(lengths.values()))
@@ -141,7 +171,7 @@ def test_training_with_selection_installs_the_chosen_candidate(tiny_reference_pa
     # only the chosen candidate keeps its weights; every candidate keeps its answers and metrics
     kept = sorted(p.parent.name for p in (out / "candidates").glob("*/model"))
     assert kept == [f"step-{record['step']:08d}"]
-    assert len(list((out / "candidates").glob("*/eval/metrics.json"))) == 3
+    assert len(list((out / "candidates").glob("step-*/eval/metrics.json"))) == 3
     # a rerun on the same folder (a retried pipeline task) trains nothing, evaluates nothing again,
     # and chooses the same step from the recorded metrics
     before = answers.stat().st_mtime_ns

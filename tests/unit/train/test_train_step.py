@@ -181,7 +181,8 @@ def test_releasing_the_engine_frees_the_policy_and_the_reference(
 
     from damo.train.loop import build_trainer, release_engine
 
-    trainer = build_trainer(fast_config(f"train.reference={reference}"), tiny_reference_pairs, str(tiny_llava))
+    config = fast_config(f"train.reference={reference}")
+    trainer = build_trainer(config, tiny_reference_pairs, str(tiny_llava))
     held = [weakref.ref(trainer.engine), weakref.ref(trainer.engine.module)]
     if trainer.reference is not None:
         held.append(weakref.ref(trainer.reference))
