@@ -10,7 +10,8 @@ on the benchmark the model is finally judged on.
 Layout in the train step's ``out``: ``candidates/step-00000040/model/`` (an HF folder, as
 ``out/model``) and ``candidates/step-00000040/eval/`` (that candidate's answers and ``metrics.json``),
 ``selection.json`` (every candidate's metric and floor values, and the choice); the chosen candidate's
-folder is copied to ``out/model``.
+folder is copied to ``out/model``. With ``base_floor``, ``candidates/base/eval/`` holds the base
+model's answers and metrics on the same data.
 """
 
 from __future__ import annotations
