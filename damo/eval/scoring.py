@@ -6,11 +6,11 @@ data), so it lives in the library, below the steps that adapt it.
 
 from __future__ import annotations
 
-import gc
 import logging
 from pathlib import Path
 from typing import Any
 
+from damo import device
 from damo.config import ConfigError, DamoConfig
 from damo.eval import benchmarks
 from damo.eval.items import BenchContext, coverage
@@ -48,5 +48,5 @@ def generate_and_score(config: DamoConfig, model_uri: str,
             results[group] = {**bench.score(ctx, items, answers, group), **counted,
                               "decoding": decoding.model_dump(), "answers": path.name}
     del responder
-    gc.collect()  # the responder's weights go before the next model loads
+    device.release_cached_memory()  # the responder's weights go before the next model loads
     return results, model_provenance(model_uri, model_dir)
