@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from damo.config.base import Section
 
@@ -17,6 +17,12 @@ class TinyWorldConfig(Section):
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     image_size: int = Field(48, ge=16)
     max_shapes: int = Field(2, ge=1, le=3)  # shapes per image: 1..max_shapes
+    # A shape's half-size, as (smallest, largest) fraction of the image side, capped by its column.
+    # At the default the policy's tower barely perceives shape, so wrong-shape pairs are hard but not
+    # learnable; at (0.19, 0.23), with sft_steps=3000, the tower encodes shape and the SFT policy
+    # names shapes right (benchmarks/tiny_effect.md, "A hard yet learnable attribute"). The default
+    # keeps the demo's worlds.
+    shape_size: tuple[float, float] = (0.12, 0.2)
     # Share of rejected answers with a wrong colour/shape ("hard"); the rest add an absent object.
     hard_fraction: float = Field(0.5, ge=0.0, le=1.0)
     # Share of multi-shape scenes whose rejected answer instead stops one shape early (kind
@@ -26,6 +32,14 @@ class TinyWorldConfig(Section):
     omission_fraction: float = Field(0.5, ge=0.0, le=1.0)
     # SFT captions mention an absent object this often: the hallucination prior DPO must remove.
     caption_noise: float = Field(0.4, ge=0.0, le=1.0)
+    # A second SFT stage of shape_noise_steps steps, vision tower and projector frozen, on captions
+    # that name one of their shapes with a wrong kind with probability shape_noise. The language model
+    # learns to doubt shapes its frozen features still encode: wrong-shape pairs become hard by
+    # measurement (the SFT margin) yet learnable, once the shapes are large enough to see
+    # (shape_size). Noise in the first stage instead would teach the tower less shape, and nothing
+    # trained later could recover it (benchmarks/tiny_effect.md, "A hard yet learnable attribute").
+    shape_noise: float = Field(0.0, ge=0.0, le=1.0)
+    shape_noise_steps: int = Field(0, ge=0)
     # Share of pairs (every split) in which BOTH answers also mention the same absent object, so the
     # chosen answer is better than the rejected one but not perfect, as in real preference data (the
     # chosen answer of RLAIF-V is the less hallucinating of two samples). At 0 every chosen answer is
@@ -77,6 +91,23 @@ class TinyWorldConfig(Section):
     selection_images: int = Field(256, ge=1)
     eval_batch_size: int = Field(64, ge=1)
     max_new_tokens: int = Field(16, ge=4)
+
+    @model_validator(mode="after")
+    def _shape_noise_has_its_stage(self) -> TinyWorldConfig:
+        if (self.shape_noise > 0) != (self.shape_noise_steps > 0):
+            raise ValueError("shape_noise and shape_noise_steps go together: the shape-noise stage needs "
+                             f"both above 0 (got shape_noise={self.shape_noise}, "
+                             f"shape_noise_steps={self.shape_noise_steps})")
+        return self
+
+    @field_validator("shape_size")
+    @classmethod
+    def _shape_size_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if not 0.0 < lo <= hi <= 0.5:
+            raise ValueError(f"shape_size must be (smallest, largest) with 0 < smallest <= largest <= 0.5 "
+                             f"(fractions of the image side), got {v}")
+        return v
 
 
 # --------------------------------------------------------------------------- ingest

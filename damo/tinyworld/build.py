@@ -38,8 +38,8 @@ from damo.tinyworld.vocab import QUESTIONS, WELL_FORMED, Scene, describe, vocabu
 
 log = logging.getLogger(__name__)
 # 2: hardness measured per pair, label noise, finer grid; 3: omission pairs; 4: chosen noise;
-# 5: the selection images
-WORLD_VERSION = 5
+# 5: the selection images; 6: shape_size and the shape-noise stage (options)
+WORLD_VERSION = 6
 # The trained weights depend on torch's intra-op thread count (reductions split differently): one
 # seed built with 1 and with 2 threads gives two different SFT policies, and DPO from each lands
 # ~0.02 apart in extra-object rate (benchmarks/tiny_effect.md). The build pins the count (1 is
@@ -150,10 +150,29 @@ def build_policy(cfg: TinyWorldConfig, seed: int, train: Split, folder: Path
                             lambda s, rng: noisy_caption(s, rng, cfg.caption_noise), cfg, seed)
         info.update(sft_seconds=time.perf_counter() - started, sft_first_loss=losses[0],
                     sft_final_loss=sum(losses[-10:]) / len(losses[-10:]))
+    if cfg.shape_noise_steps:
+        info.update(shape_noise_final_loss=shape_noise_stage(cfg, seed, model, processor, train))
     model.eval()
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return model, processor, info
+
+
+def shape_noise_stage(cfg: TinyWorldConfig, seed: int, model: Any, processor: Any, train: Split) -> float:
+    """The second SFT stage (``shape_noise``): perception frozen, so the language model learns to
+    doubt shapes that the image tokens still encode. Returns its final loss (mean of the last 10)."""
+    pixels = processor.image_processor(train.pil(), return_tensors="pt")["pixel_values"]
+    frozen = policy.perception(model)
+    for module in frozen:
+        module.requires_grad_(False)
+    try:
+        losses = policy.sft(model, processor, pixels, train.scenes,
+                            lambda s, rng: noisy_caption(s, rng, cfg.caption_noise, cfg.shape_noise),
+                            cfg, seed, steps=cfg.shape_noise_steps, stage="shape-noise")
+    finally:
+        for module in frozen:
+            module.requires_grad_(True)
+    return sum(losses[-10:]) / len(losses[-10:])
 
 
 def build_clip(cfg: TinyWorldConfig, seed: int, train: Split, folder: Path) -> tuple[Any, Any, Any, dict]:

@@ -14,21 +14,20 @@ from PIL import Image, ImageDraw
 
 from damo.tinyworld.vocab import COLOURS, SHAPES, Scene, Shape
 
-# Shape half-size as a fraction of the image side; capped by the column width.
-RADIUS_FRACTION = (0.12, 0.2)
 # Per-channel jitter of shape colours and of the grey background: perception must generalise.
 COLOUR_JITTER = 25
 BACKGROUND_GREY = (200, 240)
 
 
-def random_scene(rng: random.Random, image_size: int, max_shapes: int) -> Scene:
-    """1..``max_shapes`` shapes of random colour and kind, one per column, left to right."""
+def random_scene(rng: random.Random, image_size: int, max_shapes: int, size: tuple[float, float]) -> Scene:
+    """1..``max_shapes`` shapes of random colour and kind, one per column, left to right; each
+    shape's half-size is drawn from ``size`` (fractions of the image side), capped by its column."""
     count = rng.randint(1, max_shapes)
     column = image_size // count
     shapes = []
     for i in range(count):
-        lo = max(2, round(RADIUS_FRACTION[0] * image_size))
-        hi = min(round(RADIUS_FRACTION[1] * image_size), column // 2 - 1)
+        lo = max(2, round(size[0] * image_size))
+        hi = min(round(size[1] * image_size), column // 2 - 1)
         radius = rng.randint(min(lo, hi), hi)
         x = rng.randint(i * column + radius, (i + 1) * column - radius - 1)
         y = rng.randint(radius, image_size - radius - 1)

@@ -16,7 +16,8 @@ after the models are trained (``damo.tinyworld.hardness``): the build fills ``cl
 ``sft_margin`` and ``hardness`` per pair. With ``label_noise`` a share of the *training* pairs has
 chosen and rejected swapped (``swapped``; validation pairs stay clean, so held-out numbers stay true).
 SFT captions are correct descriptions that, with probability ``caption_noise``, also mention an
-absent object: the hallucination prior preference optimisation is meant to remove.
+absent object: the hallucination prior preference optimisation is meant to remove. With
+``shape_noise`` they also name a shape with a wrong kind that often: a doubt about shapes it can see.
 """
 
 from __future__ import annotations
@@ -124,11 +125,26 @@ def rejection(scene: Scene, rng: random.Random, hard_fraction: float) -> Rejecti
     return with_extra_object(scene, rng)
 
 
-def noisy_caption(scene: Scene, rng: random.Random, noise: float) -> str:
-    """An SFT caption: correct, but with probability ``noise`` mentioning an absent object."""
+def noisy_caption(scene: Scene, rng: random.Random, noise: float, shape_noise: float = 0.0) -> str:
+    """An SFT caption: correct, but with probability ``noise`` mentioning an absent object and, with
+    probability ``shape_noise``, naming one of its shapes (drawn at random) with another kind.
+
+    The shape draw is made only when ``shape_noise`` > 0, so worlds without it keep their captions.
+    """
+    if shape_noise and rng.random() < shape_noise:
+        scene = with_wrong_kind(scene, rng)
     if rng.random() < noise:
         return with_extra_object(scene, rng).text
     return describe(scene)
+
+
+def with_wrong_kind(scene: Scene, rng: random.Random) -> Scene:
+    """``scene`` with one shape, drawn at random, of another kind (drawn from the other kinds)."""
+    index = rng.randrange(len(scene.shapes))
+    target = scene.shapes[index]
+    shapes = list(scene.shapes)
+    shapes[index] = replace(target, shape=rng.choice([k for k in SHAPES if k != target.shape]))
+    return Scene(tuple(shapes))
 
 
 def with_invented_object(row: dict[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -144,7 +160,7 @@ def with_invented_object(row: dict[str, Any], rng: random.Random) -> dict[str, A
 def scenes(rng: random.Random, cfg: TinyWorldConfig, count: int) -> Iterator[tuple[Scene, bytes]]:
     """``count`` random scenes with their PNG bytes."""
     for _ in range(count):
-        scene = random_scene(rng, cfg.image_size, cfg.max_shapes)
+        scene = random_scene(rng, cfg.image_size, cfg.max_shapes, cfg.shape_size)
         yield scene, png_bytes(render(scene, cfg.image_size, rng))
 
 

@@ -99,12 +99,14 @@ def processor_image_tokens(processor: LlavaProcessor) -> int:
 
 def sft(model: LlavaForConditionalGeneration, processor: LlavaProcessor, pixel_values: torch.Tensor,
         scenes: list[Scene], caption_fn: Callable[[Scene, random.Random], str], cfg: TinyWorldConfig,
-        seed: int) -> list[float]:
-    """``cfg.sft_steps`` AdamW steps on (image, caption_fn(scene)) batches; returns the losses.
+        seed: int, *, steps: int | None = None, stage: str = "sft") -> list[float]:
+    """``steps`` (default ``cfg.sft_steps``) AdamW steps on (image, caption_fn(scene)) batches; returns
+    the losses. Parameters that do not require grad stay as they are (AdamW skips them).
 
-    ``pixel_values`` (N, 3, H, W) are the processed images of ``scenes`` (N of them).
+    ``pixel_values`` (N, 3, H, W) are the processed images of ``scenes`` (N of them). ``stage`` names
+    the batch draws' random stream and the progress lines.
     """
-    rng = random.Random(f"sft-{seed}")
+    rng = random.Random(f"{stage}-{seed}")
     torch.manual_seed(seed)
     questions = list(QUESTIONS)
 
@@ -115,7 +117,13 @@ def sft(model: LlavaForConditionalGeneration, processor: LlavaProcessor, pixel_v
         return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                      pixel_values=batch.pixel_values, labels=batch.labels).loss
 
-    return fit(model, batch_loss, cfg.sft_learning_rate, cfg.sft_steps, cfg.warmup_ratio, "sft")
+    return fit(model, batch_loss, cfg.sft_learning_rate, cfg.sft_steps if steps is None else steps,
+               cfg.warmup_ratio, stage)
+
+
+def perception(model: LlavaForConditionalGeneration) -> list[torch.nn.Module]:
+    """The modules that turn pixels into the language model's image tokens: tower and projector."""
+    return [model.model.vision_tower, model.model.multi_modal_projector]
 
 
 @torch.no_grad()

@@ -151,3 +151,27 @@ def test_a_world_with_chosen_noise_records_the_invented_objects(tmp_path: Path) 
     for r in invented:
         assert r["invented"] in mentioned(r["chosen"]) and r["invented"] in mentioned(r["rejected"])
         assert r["invented"] not in r["truth"]
+
+
+def test_the_shape_noise_stage_trains_the_language_model_only(tmp_path: Path) -> None:
+    """Stage two (shape_noise) leaves the stage-one tower and projector as they were: the policy learns
+    to doubt shapes, the image tokens keep encoding them."""
+    first = ("tiny_world.sft_steps=5", *QUICK[1:])
+    build(load_config("tiny", first), tmp_path / "one")
+    build(load_config("tiny", (*first, "tiny_world.shape_noise=0.5", "tiny_world.shape_noise_steps=5")),
+          tmp_path / "two")
+    one, two = (AutoModelForImageTextToText.from_pretrained(tmp_path / w / "policy").state_dict()
+                for w in ("one", "two"))
+    perception = [k for k in one if "vision_tower" in k or "multi_modal_projector" in k]
+    language = [k for k in one if "language_model" in k or "lm_head" in k]
+    assert perception and language
+    assert all(torch.equal(one[k], two[k]) for k in perception)
+    assert not all(torch.equal(one[k], two[k]) for k in language)
+    report = json.loads((tmp_path / "two" / "report.json").read_text())
+    assert "shape_noise_final_loss" in report["policy"]
+
+
+@pytest.mark.parametrize("sets", [("tiny_world.shape_noise=0.3",), ("tiny_world.shape_noise_steps=100",)])
+def test_shape_noise_without_its_stage_is_refused(sets: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="shape_noise and shape_noise_steps go together"):
+        load_config("tiny", sets)

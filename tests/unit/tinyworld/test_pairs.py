@@ -96,10 +96,42 @@ def test_a_one_shape_scene_cannot_get_an_omission() -> None:
 
 def test_noisy_captions_hallucinate_at_the_configured_rate() -> None:
     rng = random.Random(0)
-    scene = random_scene(rng, 48, 2)
+    scene = random_scene(rng, 48, 2, TinyWorldConfig().shape_size)
     captions = [noisy_caption(scene, rng, noise=0.4) for _ in range(2000)]
     rate = sum(bool(mentioned(c) & set(HALLUCINATED_OBJECTS)) for c in captions) / len(captions)
     assert 0.35 < rate < 0.45
+
+
+def test_shape_noise_names_one_shape_with_another_kind_at_the_configured_rate() -> None:
+    rng = random.Random(0)
+    scene = Scene((Shape("red", "circle", 10, 10, 9), Shape("blue", "square", 34, 10, 9)))
+    captions = [noisy_caption(scene, rng, noise=0.0, shape_noise=0.3) for _ in range(3000)]
+    wrong = [c for c in captions if c != describe(scene)]
+    assert 0.27 < len(wrong) / len(captions) < 0.33
+    for c in wrong:  # exactly one shape renamed, colours and order kept, never to its own kind
+        kinds = [p.split()[-1] for p in c.removeprefix("There is ").rstrip(".").split(" and ")]
+        assert c.count("red") == c.count("blue") == 1
+        assert (kinds[0] != "circle") + (kinds[1] != "square") == 1
+
+
+def test_without_shape_noise_the_captions_are_drawn_as_before() -> None:
+    """shape_noise=0 makes no extra draw, so worlds built without it keep their SFT captions."""
+    scene = random_scene(random.Random(1), 48, 2, TinyWorldConfig().shape_size)
+    old, new = random.Random(5), random.Random(5)
+    assert ([noisy_caption(scene, old, 0.4) for _ in range(200)]
+            == [noisy_caption(scene, new, 0.4, shape_noise=0.0) for _ in range(200)])
+
+
+def test_shape_size_sets_the_drawn_half_sizes() -> None:
+    rng = random.Random(0)
+    radii = [s.radius for _ in range(300) for s in random_scene(rng, 48, 2, (0.19, 0.23)).shapes]
+    assert min(radii) == 9 and max(radii) == 11  # round(0.19·48), and the two-shape column's cap
+
+
+@pytest.mark.parametrize("size", [(0.3, 0.2), (0.0, 0.1), (0.2, 0.6)])
+def test_shape_size_out_of_range_is_refused(size: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match="shape_size"):
+        TinyWorldConfig(shape_size=size)
 
 
 def test_all_rejections_are_distinct_single_edits() -> None:

@@ -86,7 +86,7 @@ def test_the_invented_pair_term_teaches_clip_to_prefer_the_answer_with_fewer_abs
     cfg = TinyWorldConfig(chosen_noise=1.0, clip_context_length=20)
     model, preprocess, tokenizer = build_clip(cfg, seed=0)
     rng = random.Random(0)
-    scenes = [random_scene(rng, cfg.image_size, cfg.max_shapes) for _ in range(16)]
+    scenes = [random_scene(rng, cfg.image_size, cfg.max_shapes, cfg.shape_size) for _ in range(16)]
     pixels = torch.stack([preprocess(render(s, cfg.image_size, rng)) for s in scenes])
     positives = [describe(s) for s in scenes]
     negatives = [with_extra_object(s, rng).text for s in scenes]
