@@ -143,36 +143,43 @@ def build_policy(cfg: TinyWorldConfig, seed: int, train: Split, folder: Path
     model = policy.build_policy(cfg, processor, seed)
     info: dict[str, Any] = {"parameters": sum(p.numel() for p in model.parameters()),
                             "image_seq_length": image_seq_length(cfg), "vocab_size": len(processor.tokenizer)}
-    if cfg.sft_steps:
+    if cfg.sft_steps or cfg.shape_noise_steps:
         started = time.perf_counter()
-        pixels = processor.image_processor(train.pil(), return_tensors="pt")["pixel_values"]
+        pixels = processor.image_processor(train.pil(), return_tensors="pt")["pixel_values"]  # both stages'
+    if cfg.sft_steps:
         losses = policy.sft(model, processor, pixels, train.scenes,
                             lambda s, rng: noisy_caption(s, rng, cfg.caption_noise), cfg, seed)
         info.update(sft_seconds=time.perf_counter() - started, sft_first_loss=losses[0],
-                    sft_final_loss=sum(losses[-10:]) / len(losses[-10:]))
+                    sft_final_loss=final_loss(losses))
     if cfg.shape_noise_steps:
-        info.update(shape_noise_final_loss=shape_noise_stage(cfg, seed, model, processor, train))
+        info.update(shape_noise_final_loss=final_loss(shape_noise_stage(cfg, seed, model, processor, pixels,
+                                                                        train.scenes)))
     model.eval()
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return model, processor, info
 
 
-def shape_noise_stage(cfg: TinyWorldConfig, seed: int, model: Any, processor: Any, train: Split) -> float:
+def final_loss(losses: list[float]) -> float:
+    """The mean of the last 10 losses: what a run ended at, less one batch's noise."""
+    return sum(losses[-10:]) / len(losses[-10:])
+
+
+def shape_noise_stage(cfg: TinyWorldConfig, seed: int, model: Any, processor: Any, pixels: torch.Tensor,
+                      scenes: list[Scene]) -> list[float]:
     """The second SFT stage (``shape_noise``): perception frozen, so the language model learns to
-    doubt shapes that the image tokens still encode. Returns its final loss (mean of the last 10)."""
-    pixels = processor.image_processor(train.pil(), return_tensors="pt")["pixel_values"]
+    doubt shapes that the image tokens still encode. ``pixels`` (N, 3, H, W) are ``scenes``' processed
+    images. Returns its losses."""
     frozen = policy.perception(model)
     for module in frozen:
         module.requires_grad_(False)
     try:
-        losses = policy.sft(model, processor, pixels, train.scenes,
-                            lambda s, rng: noisy_caption(s, rng, cfg.caption_noise, cfg.shape_noise),
-                            cfg, seed, steps=cfg.shape_noise_steps, stage="shape-noise")
+        return policy.sft(model, processor, pixels, scenes,
+                          lambda s, rng: noisy_caption(s, rng, cfg.caption_noise, cfg.shape_noise),
+                          cfg, seed, steps=cfg.shape_noise_steps, stage="shape-noise")
     finally:
         for module in frozen:
             module.requires_grad_(True)
-    return sum(losses[-10:]) / len(losses[-10:])
 
 
 def build_clip(cfg: TinyWorldConfig, seed: int, train: Split, folder: Path) -> tuple[Any, Any, Any, dict]:
@@ -184,7 +191,7 @@ def build_clip(cfg: TinyWorldConfig, seed: int, train: Split, folder: Path) -> t
         pixels = torch.stack([preprocess(im) for im in train.pil()])
         losses = clip.train_clip(model, tokenizer, pixels, train.scenes, cfg, seed)
         info.update(clip_seconds=time.perf_counter() - started, clip_first_loss=losses[0],
-                    clip_final_loss=sum(losses[-10:]) / len(losses[-10:]))
+                    clip_final_loss=final_loss(losses))
     model.eval()
     clip.save_clip(model, cfg, folder)
     return model, preprocess, tokenizer, info
