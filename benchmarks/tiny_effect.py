@@ -4,12 +4,14 @@ Usage::
 
     python benchmarks/tiny_effect.py [--world DIR] [--arms dpo data model dama dama_running_std
         sft_chosen dama_nll dama_fork]
-        [--seeds 0 1 2] [--steps 40 80 160] [--noise 0.0 0.3] [--samples 4] [--set k=v ...] [--out DIR]
+        [--seeds 0 1 2] [--steps 40 80 160] [--noise 0.0 0.3] [--noise-kinds KIND ...] [--samples 4]
+        [--set k=v ...] [--out DIR]
 
 The tiny world (built and cached under ``.cache/tiny-world`` when ``--world`` is not given) goes
 through the real steps: ``score`` (CLIP δ) and ``reference`` once per label-noise level (the noisy
 dataset is the world's with that share of its *training* pairs swapped, exactly as a world built with
-``tiny_world.label_noise`` has them; validation stays clean), then ``train`` once per arm, seed and
+``tiny_world.label_noise`` has them; validation stays clean; ``--noise-kinds`` swaps only pairs of
+those kinds, as ``tiny_world.label_noise_kinds``), then ``train`` once per arm, seed and
 step count with the ``tiny`` preset. Every policy and the SFT policy it started from are measured by
 ``benchmarks/_tiny_measure.py`` (held-out reward accuracy per pair type, attribute errors and extra
 objects from ``--samples`` answers per benchmark image, well-formedness, length, the shift of
@@ -38,7 +40,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -46,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _tiny_measure as measure  # noqa: E402
+
+from damo.config.data import PairKind  # noqa: E402
 
 # Under every arm: DAMA's full sum over each answer's tokens, and the last step's weights. The demo's
 # preset (configs/tiny.yaml) counts rejected answers through their fork and picks its step on held-out
@@ -91,8 +95,9 @@ def world_checksum(world: Path) -> str:
     return h.hexdigest()
 
 
-def noisy_copy(world: Path, fraction: float, out: Path) -> Path:
-    """The world's dataset with ``fraction`` of its training pairs swapped (as the world's build would)."""
+def noisy_copy(world: Path, fraction: float, out: Path, kinds: list[str] | None = None) -> Path:
+    """The world's dataset with ``fraction`` of its training pairs (of ``kinds``; None: every kind)
+    swapped, as the world's build with ``label_noise`` and ``label_noise_kinds`` would."""
     from damo.data.dataset import DatasetWriter, PreferenceDataset
     from damo.tinyworld.pairs import label_noise_draws, with_label_noise
 
@@ -102,7 +107,7 @@ def noisy_copy(world: Path, fraction: float, out: Path) -> Path:
     draws = label_noise_draws(json.loads((world / "world.json").read_text())["seed"])
     writer = DatasetWriter(out, schema=source.schema)
     for row in source.read().to_pylist():  # world order: one draw per pair, as pair_rows draws them
-        writer.write(with_label_noise(row, draws.random(), fraction))
+        writer.write(with_label_noise(row, draws.random(), fraction, kinds))
     writer.close()
     return out
 
@@ -273,7 +278,8 @@ def _best(best: dict[str, Any] | None) -> str:
 def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[str, Any]) -> None:
     """Every seed × step count × arm on one label-noise level; results saved after each run (a rerun
     with the same ``--out`` resumes: finished runs are kept)."""
-    data = args.world / "data" if noise == 0 else noisy_copy(args.world, noise, out / "noisy-data")
+    data = args.world / "data" if noise == 0 else noisy_copy(args.world, noise, out / "noisy-data",
+                                                                args.noise_kinds)
     ready = prepare(args.world, data, out, args.overrides)
     # Arms that sum other rejected tokens train on reference columns summed the same way.
     ready_for = {}
@@ -284,7 +290,7 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
             [*args.overrides, f"train.loss.rejected_tokens={tokens}"])
     reference = measure.load(args.world / "policy")
     held, images = measure.held_out(ready, reference), measure.bench(args.world, reference[1])
-    level = results["noise"].setdefault(str(noise), {"runs": {}})
+    level = results["noise"].setdefault(noise_name(noise, args.noise_kinds), {"runs": {}})
     level["matched_drift"], level["mean_gap"], level["at_floor"] = {}, {}, {}  # recomputed at the end
 
     def measured(policy: tuple[Any, Any], seed: int) -> dict[str, Any]:
@@ -308,6 +314,11 @@ def run_level(args: argparse.Namespace, noise: float, out: Path, results: dict[s
                 save(results, args.out)
     compare(level, args.arms, args.overrides)
     save(results, args.out)
+
+
+def noise_name(noise: float, kinds: list[str] | None) -> str:
+    """A label-noise level's name: its fraction, and the kinds it swaps when not every kind."""
+    return f"{noise}" if noise == 0 or kinds is None else f"{noise}-{'+'.join(kinds)}"
 
 
 def compare(level: dict[str, Any], arms: list[str], overrides: list[str]) -> None:
@@ -337,6 +348,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, nargs="+", default=[40, 80, 160])
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.3])
+    parser.add_argument("--noise-kinds", nargs="+", default=None, choices=list(get_args(PairKind)),
+                        help="swap only pairs of these kinds (default: every kind)")
     parser.add_argument("--samples", type=int, default=4, help="sampled answers per benchmark image")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
     parser.add_argument("--max-new-tokens", type=int, default=24)
@@ -356,7 +369,7 @@ def main() -> None:
                    settings={k: v for k, v in vars(args).items() if k != "world"},
                    train_config=load_config("tiny", [*BASE, *args.overrides]).train.model_dump(mode="json"))
     for noise in args.noise:
-        run_level(args, noise, out / f"noise-{noise}", results)
+        run_level(args, noise, out / f"noise-{noise_name(noise, args.noise_kinds)}", results)
     print((out / "effect.md").read_text())
     print(f"results in {out}")
 

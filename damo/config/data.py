@@ -8,8 +8,11 @@ from pydantic import Field, field_validator, model_validator
 
 from damo.config.base import Section
 
-
 # --------------------------------------------------------------------------- tiny world
+# How a tiny-world pair's rejected answer was made (damo.tinyworld.pairs).
+PairKind = Literal["extra_object", "wrong_colour", "wrong_shape", "omission"]
+
+
 class TinyWorldConfig(Section):
     """The offline stand-in world: synthetic pairs, a tiny LLaVA policy, a tiny CLIP."""
 
@@ -53,6 +56,11 @@ class TinyWorldConfig(Section):
     # Share of TRAINING pairs with chosen and rejected swapped (recorded per pair as `swapped`);
     # validation pairs stay clean. The noisy world is where DAMA's per-pair β should beat DPO.
     label_noise: float = Field(0.0, ge=0.0, lt=0.5)
+    # The kinds of pair label_noise may swap (None: every kind). Swaps spread over every kind only
+    # slow learning down, which a comparison at matched drift factors out; a labeler's errors that
+    # concentrate on one kind also tilt what is learned, which a per-pair β can undo
+    # (benchmarks/tiny_effect.md, "Label errors on one kind of pair").
+    label_noise_kinds: tuple[PairKind, ...] | None = None
     # A pair is "hard" when the SFT policy prefers its true answer by less than this many nats
     # (log p(true) − log p(hallucinating)), or CLIP does not prefer it (damo.tinyworld.hardness).
     hard_margin: float = Field(1.0, ge=0.0)
@@ -99,6 +107,13 @@ class TinyWorldConfig(Section):
                              f"both above 0 (got shape_noise={self.shape_noise}, "
                              f"shape_noise_steps={self.shape_noise_steps})")
         return self
+
+    @field_validator("label_noise_kinds")
+    @classmethod
+    def _noise_kinds_named(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None and not v:
+            raise ValueError("label_noise_kinds names at least one kind of pair, or is null for every kind")
+        return v
 
     @field_validator("shape_size")
     @classmethod

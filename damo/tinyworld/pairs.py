@@ -13,8 +13,9 @@ a cat.``. The chosen answer is then better, not perfect, as in real preference d
 the chosen answers alone keeps the SFT model's hallucination prior, and only the preference removes it.
 The ``kind`` says how a rejected answer was *constructed*; whether a pair is ``hard`` is *measured*
 after the models are trained (``damo.tinyworld.hardness``): the build fills ``clip_margin``,
-``sft_margin`` and ``hardness`` per pair. With ``label_noise`` a share of the *training* pairs has
-chosen and rejected swapped (``swapped``; validation pairs stay clean, so held-out numbers stay true).
+``sft_margin`` and ``hardness`` per pair. With ``label_noise`` a share of the *training* pairs (of the
+kinds in ``label_noise_kinds``, by default every kind) has chosen and rejected swapped (``swapped``;
+validation pairs stay clean, so held-out numbers stay true).
 SFT captions are correct descriptions that, with probability ``caption_noise``, also mention an
 absent object: the hallucination prior preference optimisation is meant to remove. With
 ``shape_noise`` they also name a shape with a wrong kind that often: a doubt about shapes it can see.
@@ -23,7 +24,7 @@ absent object: the hallucination prior preference optimisation is meant to remov
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -198,7 +199,7 @@ def pair_rows(cfg: TinyWorldConfig, seed: int) -> Iterator[tuple[Scene, dict[str
         }
         if inventions.random() < cfg.chosen_noise:
             row = with_invented_object(row, inventions)
-        yield scene, with_label_noise(row, noise.random(), cfg.label_noise)
+        yield scene, with_label_noise(row, noise.random(), cfg.label_noise, cfg.label_noise_kinds)
 
 
 def label_noise_draws(seed: int) -> random.Random:
@@ -206,13 +207,18 @@ def label_noise_draws(seed: int) -> random.Random:
     return random.Random(f"label-noise-{seed}")
 
 
-def with_label_noise(row: dict[str, Any], draw: float, fraction: float) -> dict[str, Any]:
-    """``row`` with chosen and rejected swapped when it is a clean training pair and ``draw < fraction``.
+def with_label_noise(row: dict[str, Any], draw: float, fraction: float,
+                     kinds: Collection[str] | None = None) -> dict[str, Any]:
+    """``row`` with chosen and rejected swapped when it is a clean training pair of one of ``kinds``
+    (None: any kind) and ``draw < fraction``.
 
     Applying it to a clean world's rows in order, with :func:`label_noise_draws` of the world's seed,
-    gives exactly the rows a world built with ``label_noise=fraction`` has.
+    gives exactly the rows a world built with ``label_noise=fraction`` (and ``label_noise_kinds=kinds``)
+    has: every pair takes its draw, swapped or not, so the kinds do not move the other pairs' draws.
     """
     if row["split"] != "train" or row["swapped"] or draw >= fraction:
+        return row
+    if kinds is not None and row["kind"] not in kinds:
         return row
     return {**row, "chosen": row["rejected"], "rejected": row["chosen"], "swapped": True}
 

@@ -19,15 +19,18 @@ QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pa
          "tiny_world.eval_images=8", "tiny_world.selection_images=8")
 
 
+@pytest.mark.parametrize("kinds", [None, ["extra_object"]])
 def test_noisy_copy_equals_the_dataset_of_a_world_built_with_label_noise(tiny_world_quick: Path,
-                                                                          tmp_path: Path) -> None:
-    build(load_config("tiny", (*QUICK, "tiny_world.label_noise=0.3")), tmp_path / "noisy-world")
+                                                                          tmp_path: Path, kinds) -> None:
+    noise = ["tiny_world.label_noise=0.3"] + ([f"tiny_world.label_noise_kinds={kinds}"] if kinds else [])
+    build(load_config("tiny", (*QUICK, *noise)), tmp_path / "noisy-world")
     built = PreferenceDataset(tmp_path / "noisy-world" / "data").read().to_pylist()
-    copy = tiny_effect.noisy_copy(tiny_world_quick, 0.3, tmp_path / "copy")
+    copy = tiny_effect.noisy_copy(tiny_world_quick, 0.3, tmp_path / "copy", kinds)
     copied = PreferenceDataset(copy).read().to_pylist()
     assert copied == built
     assert any(r["swapped"] for r in copied)
     assert not any(r["swapped"] for r in copied if r["split"] == "validation")
+    assert all(r["kind"] in (kinds or [r["kind"]]) for r in copied if r["swapped"])
 
 
 def test_interpolation_is_linear_between_points_and_undefined_outside() -> None:

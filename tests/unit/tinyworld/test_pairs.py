@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from pydantic import ValidationError
 
 from damo.config import TinyWorldConfig
 from damo.tinyworld.hardness import classify
@@ -161,6 +162,29 @@ def test_label_noise_swaps_that_share_of_training_pairs_and_no_validation_pair()
         assert true_and_hallucinating(n) == (c["chosen"], c["rejected"])
         assert (n["chosen"], n["rejected"]) == ((c["rejected"], c["chosen"]) if n["swapped"]
                                                 else (c["chosen"], c["rejected"]))
+
+
+def test_label_noise_kinds_swap_only_those_kinds_and_leave_the_other_pairs_as_without_noise() -> None:
+    """Every pair takes its draw whatever its kind, so the colour pairs swapped with both kinds named
+    are exactly those swapped with only colour named, and no other pair moves."""
+    cfg = TinyWorldConfig(num_pairs=2000, label_noise=0.4)
+    every = [row for _, row in pair_rows(cfg, seed=0)]
+    colour = [row for _, row in pair_rows(cfg.model_copy(update={"label_noise_kinds": ("wrong_colour",)}), 0)]
+    both = [row for _, row in pair_rows(cfg.model_copy(
+        update={"label_noise_kinds": ("wrong_colour", "extra_object")}), 0)]
+    assert {r["kind"] for r in colour if r["swapped"]} == {"wrong_colour"}
+    assert {r["kind"] for r in both if r["swapped"]} == {"wrong_colour", "extra_object"}
+    for e, c, b in zip(every, colour, both):
+        assert c["swapped"] == (e["swapped"] and e["kind"] == "wrong_colour")
+        assert b["swapped"] == (e["swapped"] and e["kind"] in ("wrong_colour", "extra_object"))
+    train_colour = [r for r in colour if r["split"] == "train" and r["kind"] == "wrong_colour"]
+    assert 0.35 < sum(r["swapped"] for r in train_colour) / len(train_colour) < 0.45
+
+
+@pytest.mark.parametrize("kinds", [(), ("extra_object", "wrong_size")])
+def test_label_noise_kinds_must_name_known_kinds(kinds) -> None:
+    with pytest.raises(ValidationError, match="label_noise_kinds"):
+        TinyWorldConfig(label_noise=0.3, label_noise_kinds=kinds)
 
 
 @pytest.mark.parametrize(("clip_margin", "sft_margin", "expected"), [
