@@ -29,9 +29,14 @@ Where we depart from the paper and the authors' code:
 5. Non-finite inputs raise :class:`NonFiniteLossInput` instead of the authors' ``exit()`` on NaN.
 6. With ``keep_ratio = 1.0`` every sample is kept (Gumbel-top-N), so α_M is the mean over all.
 
-Options outside DAMA, off by default: the chosen answers' NLL (:func:`chosen_nll`), and rejected
+Options outside DAMA, off by default: the chosen answers' NLL (:func:`chosen_nll`), rejected
 log-probs summed only through the fork (``train.loss.rejected_tokens``; it changes the log-probs this
-loss is given, not the loss: :mod:`damo.train.batch`).
+loss is given, not the loss: :mod:`damo.train.batch`), and conservative DPO's label smoothing
+(``label_smoothing`` = ε: ``ℓ_i = −(1 − ε) log σ(β_i h_i) − ε log σ(−β_i h_i)``, the expected loss of a
+pair whose label is wrong with probability ε; TRL's ``label_smoothing``). With ε > 0 the loss has a
+finite optimum, ``β_i h_i = ln((1 − ε) / ε)``, instead of pushing every margin on. It is the control
+that shows what DPO on evenly noisy labels amounts to (benchmarks/tiny_effect.md, "Label errors on
+one kind of pair").
 """
 
 from __future__ import annotations
@@ -97,12 +102,13 @@ class LossOptions:
     model_factor: str  # "mean_sigmoid" (the authors' code) or "sigmoid_mean" (Algorithm 1's reading)
     keep_weight: str  # "unit" or "running_std"
     beta_dpo_alpha: float
+    label_smoothing: float  # ε of conservative DPO; 0 is DAMA's loss
 
     @classmethod
     def from_config(cls, loss: LossConfig) -> LossOptions:
         return cls(beta=loss.beta, keep_ratio=loss.keep_ratio, gamma=loss.gamma, beta_min=loss.beta_min,
                    model_factor=loss.model_factor, keep_weight=loss.keep_weight,
-                   beta_dpo_alpha=loss.beta_dpo_alpha)
+                   beta_dpo_alpha=loss.beta_dpo_alpha, label_smoothing=loss.label_smoothing)
 
     def __post_init__(self) -> None:
         if self.model_factor not in MODEL_FACTORS:
@@ -111,6 +117,8 @@ class LossOptions:
             raise ValueError(f"keep_weight {self.keep_weight!r}; choose one of {sorted(KEEP_SCALES)}")
         if not 0.0 < self.keep_ratio <= 1.0:
             raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
 
 
 @dataclass
@@ -307,6 +315,8 @@ def preference_loss(arm: str, policy_chosen_logps: Tensor, policy_rejected_logps
     raw_beta = options.beta * alpha_d * model_factor
     beta = raw_beta.clamp_min(options.beta_min).detach()
     losses = -F.logsigmoid(beta * h)
+    if options.label_smoothing > 0:  # at 0 the loss stays bit for bit DAMA's
+        losses = (1 - options.label_smoothing) * losses - options.label_smoothing * F.logsigmoid(-beta * h)
     selected = keep_mask if local_mask is None else keep_mask & local_mask.to(keep_mask.device)
     # A rank with no kept pair still returns a loss tied to the graph (value 0), so every rank
     # runs backward and the gradient all-reduce never waits on a rank that skipped it.

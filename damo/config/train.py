@@ -38,6 +38,10 @@ class LossConfig(Section):
     # prefix, and lowering them pushes probability out of the answer's grammar (measured:
     # benchmarks/tiny_effect.md, "Why longer runs break the grammar"). Not part of DAMA.
     rejected_tokens: Literal["all", "through_fork"] = "all"
+    # Conservative DPO's ε (Mitchell 2023; TRL's `label_smoothing`): each pair's loss as if its label
+    # were wrong with probability ε. Not part of DAMA; 0 (the default) is the paper's loss. DPO on data
+    # with a share ε of labels swapped at random trains, in expectation, this loss on clean data.
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
 
     @property
     def objective(self) -> str:
@@ -50,7 +54,8 @@ class LossConfig(Section):
         if self.chosen_nll_weight > 0:
             terms.append(f"{self.chosen_nll_weight:g}·nll(chosen)")
         tokens = "" if self.rejected_tokens == "all" else " (rejected answers through their fork)"
-        return " + ".join(terms) + tokens
+        smoothing = "" if self.label_smoothing == 0 else f" (label smoothing {self.label_smoothing:g})"
+        return " + ".join(terms) + tokens + smoothing
 
     @model_validator(mode="after")
     def _something_to_train(self) -> LossConfig:

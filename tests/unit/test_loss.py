@@ -128,6 +128,28 @@ def test_dpo_arm_is_plain_dpo() -> None:
     assert out.loss.item() == pytest.approx(0.645643, abs=1e-6)
 
 
+def test_label_smoothing_is_conservative_dpo() -> None:
+    """ε = 0.2: ℓ_1 = 0.8 · (−log σ(0.2)) + 0.2 · (−log σ(−0.2)) = 0.8 · 0.598139 + 0.2 · 0.798139
+    = 0.638139; ℓ_2 = log 2 (h = 0, either label); mean 0.665643."""
+    out = preference_loss("dpo", *example(), RunningGap(), options(label_smoothing=0.2))
+    assert out.losses.tolist() == pytest.approx([0.638139, 0.693147], abs=1e-6)
+    assert out.loss.item() == pytest.approx(0.665643, abs=1e-6)
+
+
+def test_label_smoothing_stops_the_margin_at_its_finite_optimum() -> None:
+    """With ε = 0.2 the loss is flat where β h = ln(0.8 / 0.2) = ln 4, and still falls below it."""
+    def slope(margin: float) -> float:
+        chosen = torch.tensor([margin], dtype=torch.float64, requires_grad=True)
+        zeros = torch.zeros(1, dtype=torch.float64)
+        out = preference_loss("dpo", chosen, zeros, zeros, zeros, torch.ones(1, dtype=torch.float64),
+                              RunningGap(), options(label_smoothing=0.2))
+        out.loss.backward()
+        return float(chosen.grad.item())  # type: ignore[union-attr]
+
+    assert slope(math.log(4) / 0.1) == pytest.approx(0.0, abs=1e-12)
+    assert slope(5.0) < 0 < slope(20.0)
+
+
 def test_data_arm_ignores_the_model_factor_and_model_arm_the_data_factor() -> None:
     data = preference_loss("data", *example(), RunningGap(), options(keep_ratio=1.0))
     assert data.beta.tolist() == pytest.approx([0.12, 0.05])
@@ -249,6 +271,10 @@ def test_unknown_arm_and_options_refused() -> None:
         preference_loss("ipo", *example(), RunningGap(), options())
     with pytest.raises(ValueError, match="model_factor"):
         dataclasses.replace(options(), model_factor="median")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        dataclasses.replace(options(), label_smoothing=0.5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        LossConfig.model_validate({"label_smoothing": 0.5})
 
 
 def _rank_keep_sets(rank: int, world: int, init_file: str, out_dir: str) -> None:
@@ -313,6 +339,7 @@ def test_a_loss_with_nothing_to_train_is_refused() -> None:
     ({"arm": "dpo", "chosen_nll_weight": 0.5}, "dpo + 0.5·nll(chosen)"),
     ({"preference_weight": 0, "chosen_nll_weight": 1}, "1·nll(chosen)"),
     ({"preference_weight": 2}, "2·dama"),
+    ({"arm": "dpo", "label_smoothing": 0.2}, "dpo (label smoothing 0.2)"),
 ])
 def test_the_objective_names_every_term_it_trains(settings: dict[str, object], objective: str) -> None:
     assert LossConfig.model_validate(settings).objective == objective

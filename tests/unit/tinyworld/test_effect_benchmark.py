@@ -3,6 +3,7 @@ compared at matched drift (an arm cannot win by moving further from the referenc
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from damo.tinyworld import build
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 import tiny_effect
+import tiny_effect_levels
 
 QUICK = ("tiny_world.sft_steps=0", "tiny_world.clip_steps=0", "tiny_world.num_pairs=64",
          "tiny_world.eval_images=8", "tiny_world.selection_images=8")
@@ -102,3 +104,30 @@ def test_every_arm_is_a_valid_config_and_the_controls_say_what_they_train() -> N
     # …and that arm trains on reference columns summed over the same rejected tokens.
     assert tiny_effect.rejected_tokens("dama_fork") == "through_fork"
     assert tiny_effect.rejected_tokens("dama") == "all"
+
+
+def effect_file(path: Path, checksum: str, level: str, arm: str, points: list[tuple[float, float]]) -> Path:
+    runs = {f"{arm}-seed0-steps{i}": {"arm": arm, "seed": 0, "steps": i, "kl": kl, tiny_effect.HEADLINE: rate}
+            for i, (kl, rate) in enumerate(points, start=1)}
+    before = {tiny_effect.HEADLINE: 0.4, tiny_effect.WELL_FORMED: 0.95}
+    level_results = {level: {"runs": runs, "before": before}}
+    path.write_text(json.dumps({"world_checksum": checksum, "noise": level_results}))
+    return path
+
+
+def test_levels_compares_one_arm_across_two_noise_levels(tmp_path: Path, monkeypatch, capsys) -> None:
+    """dpo with noise at 0.2 by KL 1 against clean dpo at 0.3: 0.1 lower at KL 1, 0.05 lower on
+    average over [0, 1] (both curves start at the SFT model's 0.4)."""
+    noisy = effect_file(tmp_path / "noisy.json", "w", "0.3", "dpo", [(1.0, 0.2)])
+    clean = effect_file(tmp_path / "clean.json", "w", "0.0", "dpo", [(1.0, 0.3)])
+    monkeypatch.setattr(sys, "argv", ["x", str(noisy), "0.3", "dpo", str(clean), "0.0", "dpo"])
+    tiny_effect_levels.main()
+    assert "seed 0: 0.000–1.000 -0.0500" in capsys.readouterr().out
+
+
+def test_levels_refuses_two_worlds(tmp_path: Path, monkeypatch) -> None:
+    one = effect_file(tmp_path / "one.json", "world-a", "0.0", "dpo", [(1.0, 0.2)])
+    two = effect_file(tmp_path / "two.json", "world-b", "0.0", "dpo", [(1.0, 0.3)])
+    monkeypatch.setattr(sys, "argv", ["x", str(one), "0.0", "dpo", str(two), "0.0", "dpo"])
+    with pytest.raises(SystemExit, match="different worlds"):
+        tiny_effect_levels.main()
