@@ -34,9 +34,9 @@ log-probs summed only through the fork (``train.loss.rejected_tokens``; it chang
 loss is given, not the loss: :mod:`damo.train.batch`), and conservative DPO's label smoothing
 (``label_smoothing`` = ε: ``ℓ_i = −(1 − ε) log σ(β_i h_i) − ε log σ(−β_i h_i)``, the expected loss of a
 pair whose label is wrong with probability ε; TRL's ``label_smoothing``). With ε > 0 the loss has a
-finite optimum, ``β_i h_i = ln((1 − ε) / ε)``, instead of pushing every margin on. It is the control
-that shows what DPO on evenly noisy labels amounts to (benchmarks/tiny_effect.md, "Label errors on
-one kind of pair").
+finite optimum, ``β_i h_i = ln((1 − ε) / ε)``, instead of pushing every margin on. It is what DPO on
+labels swapped at random amounts to in expectation, the control of benchmarks/tiny_effect.md ("Label
+errors on one kind of pair"), where it measured unlike the noisy labels themselves.
 """
 
 from __future__ import annotations

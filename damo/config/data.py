@@ -54,12 +54,13 @@ class TinyWorldConfig(Section):
     # demo's step count was chosen on worlds without it.
     chosen_noise: float = Field(0.0, ge=0.0, le=1.0)
     # Share of TRAINING pairs with chosen and rejected swapped (recorded per pair as `swapped`);
-    # validation pairs stay clean. The noisy world is where DAMA's per-pair β should beat DPO.
+    # validation pairs stay clean.
     label_noise: float = Field(0.0, ge=0.0, lt=0.5)
-    # The kinds of pair label_noise may swap (None: every kind). Swaps spread over every kind only
-    # slow learning down, which a comparison at matched drift factors out; a labeler's errors that
-    # concentrate on one kind also tilt what is learned, which a per-pair β can undo
-    # (benchmarks/tiny_effect.md, "Label errors on one kind of pair").
+    # The kinds of pair label_noise may swap (None: every kind). Swaps spread over every kind slow DPO
+    # down without turning it (to first order; here the swapped wrong-colour/shape pairs also
+    # regularise it), so DAMA does not beat DPO at matched drift on them. Swaps on one kind tilt DPO
+    # away from that kind, and DAMA's per-pair β undoes the tilt (benchmarks/tiny_effect.md, "Label
+    # errors on one kind of pair").
     label_noise_kinds: tuple[PairKind, ...] | None = None
     # A pair is "hard" when the SFT policy prefers its true answer by less than this many nats
     # (log p(true) − log p(hallucinating)), or CLIP does not prefer it (damo.tinyworld.hardness).
