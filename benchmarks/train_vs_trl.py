@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/train_vs_trl.py [--sizes tiny,512,1024,2048] [--steps 8] [--batch 4] [--threads 1]
-                                      [--rounds 2] [--max-grad-norm 1.0|none]
+                                      [--rounds 2] [--max-grad-norm 1.0|none] [--prompt-once plan|on|off]
 
 Sizes: ``tiny`` is the tiny world's LLaVA (CLIP tower 48 px, Llama width 96, 3 layers); a number is
 that Llama width with 8 layers (the tiny world's CLIP tower and 400-word vocabulary): 512 ≈ 21M,
@@ -25,7 +25,9 @@ Both: the same model, pairs, batch, token sequences (the same chat-template text
 vision tower frozen, lr/β/clipping, constant schedule, no weight decay. ``--max-grad-norm`` sets the
 clipping of both (default 1.0, damo's and TRL's default); ``none`` turns it off on both sides, which
 lets damo's one-process engine step each parameter inside the backward (its gradients never all
-exist at once; TRL has no such mode). The data set is one batch, so
+exist at once; TRL has no such mode) on full sequences (``damo.train.engine.Plan.prompt_once``).
+``--prompt-once on|off`` overrides damo's choice of running each pair's prompt once, for an A/B.
+The data set is one batch, so
 every step sees the same pairs on both sides.
 
 Measured per side: steady pairs/s (median over steps after the first two, from the time between
@@ -245,10 +247,20 @@ def run_trl(data: Path, model_dir: Path, out: Path, steps: int, batch: int, max_
     }
 
 
-def child(side: str, work: Path, steps: int, batch: int, threads: int, max_grad_norm: float | None) -> None:
+def force_prompt_once(value: bool) -> None:
+    """Override the layout's choice of running each pair's prompt once (``damo.train.engine.Plan``)."""
+    from damo.train.engine import Plan
+
+    Plan.prompt_once = property(lambda self: value)  # type: ignore[method-assign, assignment]
+
+
+def child(side: str, work: Path, steps: int, batch: int, threads: int, max_grad_norm: float | None,
+          prompt_once: str = "plan") -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if prompt_once != "plan":
+        force_prompt_once(prompt_once == "on")
     fn = run_ours if side == "ours" else run_trl
     result = fn(work / "ref", work / "world" / "policy", work / f"out-{side}", steps, batch, max_grad_norm)
     (work / f"{side}.json").write_text(json.dumps(result))
@@ -263,7 +275,8 @@ def run_side(side: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     (work / f"{side}.json").unlink(missing_ok=True)
     subprocess.run([sys.executable, __file__, "--side", side, "--work", str(work), "--steps", str(args.steps),
                     "--batch", str(args.batch), "--threads", str(args.threads),
-                    "--max-grad-norm", str(args.max_grad_norm).lower()], check=True)
+                    "--max-grad-norm", str(args.max_grad_norm).lower(), "--prompt-once", args.prompt_once],
+                   check=True)
     result: dict[str, Any] = json.loads((work / f"{side}.json").read_text())
     return result
 
@@ -314,11 +327,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-grad-norm", type=grad_norm, default=CLIP, help="clipping, both sides; none")
+    parser.add_argument("--prompt-once", choices=["plan", "on", "off"], default="plan",
+                        help="damo: each pair's prompt once (on), full sequences (off), or as planned")
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        child(args.side, args.work, args.steps, args.batch, args.threads, args.max_grad_norm)
+        child(args.side, args.work, args.steps, args.batch, args.threads, args.max_grad_norm,
+              args.prompt_once)
         return
     if args.steps <= SKIPPED_STEPS:
         raise SystemExit(f"--steps must exceed the {SKIPPED_STEPS} warm-up steps left out of the rate")

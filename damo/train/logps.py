@@ -15,7 +15,9 @@ attend to their pair's prompt through that cache. Causal attention makes this th
 as the full sequences: a prompt token never sees the response. Used where it is exact and available
 (:func:`shares_prompt`): no per-token extras over the whole sequence (Qwen-VL's M-RoPE positions
 depend on them), and no activation checkpointing while gradients are on (transformers then drops
-the cache).
+the cache). The training layout may still ask for full sequences: stepping the optimizer inside the
+backward frees nothing while each weight, run once for the prompts and once for the responses, waits
+for its second gradient contribution (:class:`damo.train.engine.Plan`).
 """
 
 from __future__ import annotations
@@ -85,12 +87,15 @@ class PairLogps(nn.Module):
 
     Holds the HF model as ``self.model`` so that DeepSpeed wraps (and ZeRO-3 partitions) it whole.
     ``chunk_tokens`` bounds how many response positions get full-vocabulary logits at once.
+    ``prompt_once`` False: always full sequences, even where the prompt-once path is exact (the
+    training layout decides, :class:`damo.train.engine.Plan`).
     """
 
-    def __init__(self, model: nn.Module, chunk_tokens: int):
+    def __init__(self, model: nn.Module, chunk_tokens: int, prompt_once: bool = True):
         super().__init__()
         self.model = model
         self.chunk_tokens = chunk_tokens
+        self.prompt_once = prompt_once
 
     def hidden_states(self, batch: PairBatch) -> torch.Tensor:
         """Last hidden states (2B, T, H) of the language model; the vision tower runs on B images."""
@@ -133,7 +138,7 @@ class PairLogps(nn.Module):
         return hidden, response_ids, summed
 
     def forward(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        if shares_prompt(unwrap(self.model), batch):
+        if self.prompt_once and shares_prompt(unwrap(self.model), batch):
             hidden, ids, predicts = self.shared_prompt_hidden(batch)
             selected, targets = hidden[predicts], ids[predicts]
         else:

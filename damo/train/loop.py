@@ -38,7 +38,7 @@ from damo.models import load_policy, load_processor, resolve_model
 from damo.train import checkpoint, select
 from damo.train.batch import PairBatch, collate_pairs
 from damo.train.data import Schedule, TrainRows, make_schedule, resolve_delta_mean
-from damo.train.engine import all_reduce_sum, build_engine, gather_vector, init_distributed, with_local
+from damo.train.engine import all_reduce_sum, build_engine, gather_vector, init_distributed, plan, with_local
 from damo.train.local_engine import LocalEngine
 from damo.train.logps import PairLogps
 from damo.train.metrics import StepMetrics
@@ -165,7 +165,7 @@ def build_trainer(config: DamoConfig, data: Path, model: str) -> Trainer:
     torch.manual_seed(config.seed)
     policy = load_policy(model_dir, t.precision, freeze_vision_tower=t.freeze_vision_tower, lora=t.lora,
                          gradient_checkpointing=t.gradient_checkpointing)
-    module = PairLogps(policy, t.logps_chunk_tokens)
+    module = PairLogps(policy, t.logps_chunk_tokens, prompt_once=plan(t, world).prompt_once)
     reference = _reference_module(config, policy, module)
     engine = build_engine(module, t, world, device.choose_dtype(t.precision), schedule.total_steps)
     return Trainer(config=config, engine=engine, processor=load_processor(model_dir), rows=rows,

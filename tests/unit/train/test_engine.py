@@ -62,6 +62,8 @@ def test_the_optimizer_steps_in_backward_only_where_it_is_the_same_update(settin
     train = load_config(None, ["train.precision=fp32", *settings]).train
     assert plan(train, world_size=1).optimizer_in_backward is in_backward
     assert plan(train, world_size=1).params()["train.optimizer_in_backward"] is in_backward
+    # stepping in backward frees nothing while a weight's first gradient waits for its second
+    assert plan(train, world_size=1).params()["train.prompt_once"] is not in_backward
 
 
 def test_no_clipping_is_deepspeed_clipping_zero() -> None:

@@ -80,6 +80,23 @@ def test_the_language_model_runs_each_pair_prompt_once(setup) -> None:
     assert fed_positions < 0.75 * batch.input_ids.numel()  # the prompts are most of the full sequences
 
 
+def test_without_prompt_once_each_weight_is_used_once_and_the_values_are_the_same(setup) -> None:
+    model, batch = setup
+    q_proj = model.model.language_model.layers[0].self_attn.q_proj
+    calls: list[int] = []
+    handle = q_proj.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    try:
+        full = torch.cat(PairLogps(model, chunk_tokens=16, prompt_once=False)(batch))
+        calls_full = list(calls)
+        calls.clear()
+        shared = torch.cat(PairLogps(model, chunk_tokens=16)(batch))
+    finally:
+        handle.remove()
+    assert calls_full == [2 * batch.num_pairs]  # one pass: backward reaches the weight once
+    assert calls == [batch.num_pairs, 2 * batch.num_pairs]  # prompts, then responses: twice
+    torch.testing.assert_close(full, shared, atol=1e-4, rtol=1e-5)
+
+
 def test_activation_checkpointing_keeps_the_full_sequences_and_their_values(setup) -> None:
     model, batch = setup
     model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})

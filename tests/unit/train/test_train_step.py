@@ -190,3 +190,18 @@ def test_releasing_the_engine_frees_the_policy_and_the_reference(
     release_engine(trainer)
     assert trainer.engine is None and trainer.reference is None
     assert [r() for r in held] == [None] * len(held)
+
+
+@pytest.mark.parametrize(("clipping", "prompt_once"), [("1.0", True), ("null", False)])
+def test_the_policy_runs_full_sequences_when_the_optimizer_steps_in_backward(
+        tiny_reference_pairs: Path, tiny_llava: Path, clipping: str, prompt_once: bool) -> None:
+    """Stepping in backward frees nothing while a weight, run for prompts and again for responses, holds
+    its first gradient for the second (Plan.prompt_once): the built policy follows the layout."""
+    from damo.train.loop import build_trainer, release_engine
+
+    config = fast_config(f"train.max_grad_norm={clipping}", "train.micro_batch_size=4")  # no accumulation
+    trainer = build_trainer(config, tiny_reference_pairs, str(tiny_llava))
+    try:
+        assert trainer.engine.module.prompt_once is prompt_once
+    finally:
+        release_engine(trainer)
